@@ -1,0 +1,283 @@
+// Package fetchtest is test support for code that talks to Binance's
+// exchangeInfo endpoints, like net/http/httptest: a Handler that answers
+// Binance's three paths from canned Responses (status, headers, gzip, delay,
+// a body cut short) and counts requests, an Upstream that serves the
+// repository's recorded answers in testdata/binance/ on 127.0.0.1, and
+// Fixture, which reads those recordings.
+//
+// It imports only the standard library, so any package's tests can use it.
+package fetchtest
+
+import (
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Binance's exchangeInfo paths, the same as exchangeinfo.Market.Path (which
+// this package cannot import).
+const (
+	SpotPath  = "/api/v3/exchangeInfo"
+	USDMPath  = "/fapi/v1/exchangeInfo"
+	COINMPath = "/dapi/v1/exchangeInfo"
+)
+
+// files lists each exchangeInfo path and the file LoadDir reads it from.
+var files = []struct{ path, name string }{
+	{SpotPath, "spot_exchangeinfo.json"},
+	{USDMPath, "usdm_exchangeinfo.json"},
+	{COINMPath, "coinm_exchangeinfo.json"},
+}
+
+// Fixture returns the bytes of testdata/<name> at the repository root, e.g.
+// Fixture(t, "binance/spot_exchangeinfo.json"). It calls t.Fatal if the file
+// is missing. The returned slice is the caller's own.
+func Fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	dir, err := testdataDir()
+	if err != nil {
+		t.Fatalf("fetchtest.Fixture(%q): %v", name, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+	if err != nil {
+		t.Fatalf("fetchtest.Fixture(%q): %v", name, err)
+	}
+	return b
+}
+
+// testdataDir finds the repository's testdata folder: two levels above this
+// source file, or, when the binary was built with -trimpath and the source
+// path is not a real one, the folder holding go.mod above the working
+// directory.
+func testdataDir() (string, error) {
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return dir, nil
+		}
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "testdata"), nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("no testdata folder: no go.mod above %s", wd)
+		}
+	}
+}
+
+// Response is one canned upstream answer.
+type Response struct {
+	Status int         // if zero, 200
+	Header http.Header // extra headers (e.g. Retry-After, X-MBX-USED-WEIGHT-1M); not modified after Set
+	Body   []byte      // sent as is; not modified after Set
+	// Gzip compresses the body (Content-Encoding: gzip) when the request
+	// accepts gzip; otherwise the body is sent plain.
+	Gzip bool
+	// Delay is how long to wait before answering. If the request's context
+	// ends first (the client gave up), nothing is sent.
+	Delay time.Duration
+	// Truncate, if positive, sends only the first Truncate bytes of the body
+	// (compressed, with Gzip) while declaring the full Content-Length, then
+	// closes the connection: a body cut short.
+	Truncate int
+}
+
+// entry is a Response and, computed on first use, its gzipped body.
+type entry struct {
+	Response
+	gzOnce sync.Once
+	gz     []byte
+}
+
+func (e *entry) gzipped() []byte {
+	e.gzOnce.Do(func() {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(e.Body) // writes to a bytes.Buffer do not fail
+		zw.Close()
+		e.gz = buf.Bytes()
+	})
+	return e.gz
+}
+
+// Handler answers requests from canned Responses by path and counts the
+// requests it receives per path. A path with no Response gets a 404 with a
+// Binance-shaped body ({"code":…,"msg":…}). The zero Handler is not usable;
+// call NewHandler. A Handler is safe for concurrent use, and Set may be called
+// while it serves.
+type Handler struct {
+	mu       sync.Mutex
+	answers  map[string]*entry
+	requests map[string]int
+}
+
+// NewHandler returns a Handler with no Responses: every path is a 404.
+func NewHandler() *Handler {
+	return &Handler{answers: make(map[string]*entry), requests: make(map[string]int)}
+}
+
+// Set makes r the answer for path (e.g. SpotPath), replacing any earlier one.
+func (h *Handler) Set(path string, r Response) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.answers[path] = &entry{Response: r}
+}
+
+// Requests is the number of requests received for path, whatever the answer.
+func (h *Handler) Requests(path string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.requests[path]
+}
+
+// Paths lists the paths that have a Response, sorted.
+func (h *Handler) Paths() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(maps.Keys(h.answers))
+}
+
+// ServeHTTP answers r with the Response set for its path.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	h.requests[r.URL.Path]++
+	e := h.answers[r.URL.Path]
+	h.mu.Unlock()
+
+	if e == nil {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"code":-1000,"msg":%q}`, "fetchtest: no answer for "+r.Method+" "+r.URL.Path)
+		return
+	}
+	if e.Delay > 0 {
+		timer := time.NewTimer(e.Delay)
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+			timer.Stop()
+			return
+		}
+	}
+
+	body := e.Body
+	for k, vs := range e.Header {
+		w.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	}
+	if e.Gzip {
+		w.Header().Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r.Header) {
+			body = e.gzipped()
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(cmp.Or(e.Status, http.StatusOK))
+	if e.Truncate > 0 && e.Truncate < len(body) {
+		w.Write(body[:e.Truncate])
+		// Having written less than the declared Content-Length, the server
+		// closes the connection when the handler returns; the client reads
+		// an unexpected EOF.
+		http.NewResponseController(w).Flush()
+		return
+	}
+	w.Write(body)
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip with a
+// non-zero quality.
+func acceptsGzip(h http.Header) bool {
+	for _, v := range h.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				continue
+			}
+			q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+			if !ok {
+				return true
+			}
+			f, err := strconv.ParseFloat(q, 64)
+			return err == nil && f > 0
+		}
+	}
+	return false
+}
+
+// LoadDir reads the recorded answers spot_exchangeinfo.json,
+// usdm_exchangeinfo.json and coinm_exchangeinfo.json from dir (those present;
+// at least one is required) and returns a Handler serving them with status
+// 200 at SpotPath, USDMPath and COINMPath, gzipped when the request accepts
+// gzip.
+func LoadDir(dir string) (*Handler, error) {
+	h := NewHandler()
+	found := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", dir, err)
+		}
+		h.Set(f.path, Response{Body: b, Gzip: true})
+		found++
+	}
+	if found == 0 {
+		if fi, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("load %s: %w", dir, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("load %s: not a directory", dir)
+		}
+		return nil, fmt.Errorf("load %s: none of %s, %s, %s", dir, files[0].name, files[1].name, files[2].name)
+	}
+	return h, nil
+}
+
+// Upstream is a fake Binance listening on 127.0.0.1: an httptest.Server
+// around a Handler that replays the repository's recorded answers
+// (testdata/binance/{spot,usdm,coinm}_exchangeinfo.json) at SpotPath,
+// USDMPath and COINMPath. Use Set to change an answer and Requests to count
+// what was asked; base URLs are Upstream.URL.
+type Upstream struct {
+	*httptest.Server
+	*Handler
+}
+
+// NewUpstream starts an Upstream, closed by t.Cleanup.
+func NewUpstream(t testing.TB) *Upstream {
+	t.Helper()
+	dir, err := testdataDir()
+	if err != nil {
+		t.Fatalf("fetchtest.NewUpstream: %v", err)
+	}
+	h, err := LoadDir(filepath.Join(dir, "binance"))
+	if err != nil {
+		t.Fatalf("fetchtest.NewUpstream: %v", err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &Upstream{Server: srv, Handler: h}
+}
