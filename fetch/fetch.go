@@ -1,0 +1,412 @@
+// Package fetch is symcache's Binance client: a Client GETs one market's
+// exchangeInfo and returns it as a validated *exchangeinfo.Snapshot.
+//
+// A Client tries its base URLs in order and moves on to the next only when
+// one cannot be reached, does not answer in time, or answers 5xx. An answer
+// that Binance meant (any other status, or a 200 with an invalid body) is
+// returned as is: a *StatusError, or an error matching ErrInvalid.
+//
+// A 429 or 418 blocks its host in a Gate for the answer's Retry-After (60s
+// if absent). While any configured host is blocked, Fetch sends nothing and
+// returns a *BackoffError; failing over would only dodge the ban. Clients
+// that share hosts should share a Gate.
+package fetch
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/symcache/symcache/exchangeinfo"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxBodyBytes = 64 << 20
+)
+
+const userAgent = "symcache"
+
+// Config configures a Client.
+type Config struct {
+	// Market is the market to fetch. Required.
+	Market exchangeinfo.Market
+	// BaseURLs are tried in order: absolute http or https URLs with a host,
+	// optionally a path prefix, no query. If empty, the market's
+	// DefaultBaseURL. A URL may carry userinfo (sent as basic auth, e.g. to a
+	// proxy); it never appears in errors or logs.
+	BaseURLs []string
+	// HTTPClient sends the requests. If nil, a client with its own
+	// transport (keep-alives, gzip, proxy from the environment) and no
+	// overall timeout: Timeout bounds each attempt.
+	HTTPClient *http.Client
+	// Timeout bounds one attempt (one base URL), from connecting to reading
+	// the last byte of the body. If zero, DefaultTimeout (10s).
+	Timeout time.Duration
+	// MaxBodyBytes is the largest body accepted; a larger one is invalid.
+	// If zero, DefaultMaxBodyBytes (64 MiB).
+	MaxBodyBytes int64
+	// Gate holds the hosts blocked by 429 and 418. If nil, the Client has
+	// its own; share one between Clients that use the same hosts.
+	Gate *Gate
+	// Logger receives warnings: rate limiting, a 451, a failover. If nil,
+	// slog.Default().
+	Logger *slog.Logger
+	// Now tells the time, for snapshots' FetchedAt and the Gate. If nil,
+	// time.Now.
+	Now func() time.Time
+}
+
+// Client fetches one market's exchangeInfo. It is safe for concurrent use;
+// it does not merge concurrent Fetches (the caller does).
+type Client struct {
+	market  exchangeinfo.Market
+	bases   []base
+	hc      *http.Client
+	timeout time.Duration
+	maxBody int64
+	gate    *Gate
+	log     *slog.Logger
+	now     func() time.Time
+
+	sizeHint atomic.Int64 // length of the last body read, to size the next buffer
+
+	mu       sync.Mutex
+	weight   int64
+	weightAt time.Time
+}
+
+// base is one configured base URL, ready to use.
+type base struct {
+	url      string // the request URL: base URL + market path, userinfo included
+	redacted string // url without userinfo, for errors and logs
+	host     string // the Gate's key: lower-case host, port unless the scheme's default
+}
+
+// New checks cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	if !cfg.Market.Valid() {
+		return nil, fmt.Errorf("fetch: unknown market %q", string(cfg.Market))
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("fetch %s: negative Timeout %v", cfg.Market, cfg.Timeout)
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("fetch %s: negative MaxBodyBytes %d", cfg.Market, cfg.MaxBodyBytes)
+	}
+	raws := cfg.BaseURLs
+	if len(raws) == 0 {
+		raws = []string{cfg.Market.DefaultBaseURL()}
+	}
+	c := &Client{
+		market:  cfg.Market,
+		hc:      cfg.HTTPClient,
+		timeout: cmp.Or(cfg.Timeout, DefaultTimeout),
+		maxBody: cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		gate:    cfg.Gate,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+	}
+	for _, raw := range raws {
+		b, err := parseBase(raw, cfg.Market)
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", cfg.Market, err)
+		}
+		c.bases = append(c.bases, b)
+	}
+	if c.hc == nil {
+		c.hc = newHTTPClient()
+	}
+	if c.gate == nil {
+		c.gate = NewGate()
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+func parseBase(raw string, m exchangeinfo.Market) (base, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Parse quotes the whole input, userinfo included, and its
+		// inner errors may quote parts of it: say only what is safe.
+		msg := "not a URL"
+		var ue *url.Error
+		if errors.As(err, &ue) && !strings.Contains(raw, "@") {
+			msg = ue.Err.Error()
+		}
+		return base{}, fmt.Errorf("base URL %q: %s", redactRaw(raw), msg)
+	}
+	shown := redactRaw(raw) // not redact(u): "user:pw@host" parses as scheme "user"
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return base{}, fmt.Errorf("base URL %q: scheme is not http or https", shown)
+	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return base{}, fmt.Errorf("base URL %q: no host", shown)
+	case u.RawQuery != "" || u.ForceQuery:
+		return base{}, fmt.Errorf("base URL %q: has a query", shown)
+	case u.Fragment != "":
+		return base{}, fmt.Errorf("base URL %q: has a fragment", shown)
+	}
+	req := u.JoinPath(m.Path())
+	host := strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" && !(u.Scheme == "http" && p == "80" || u.Scheme == "https" && p == "443") {
+		host = net.JoinHostPort(host, p)
+	}
+	return base{url: req.String(), redacted: redact(req), host: host}, nil
+}
+
+// redact returns u as a string without its userinfo.
+func redact(u *url.URL) string {
+	v := *u
+	v.User = nil
+	return v.String()
+}
+
+// redactRaw drops what looks like userinfo from a URL that may not be
+// valid: everything between "//" and the last "@" of the authority, or
+// without "//", everything up to the last "@".
+func redactRaw(raw string) string {
+	i := strings.Index(raw, "//")
+	if i < 0 {
+		if at := strings.LastIndex(raw, "@"); at >= 0 {
+			return raw[at+1:]
+		}
+		return raw
+	}
+	rest := raw[i+2:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		return raw[:i+2] + rest[at+1:]
+	}
+	return raw
+}
+
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          16,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// Market is the market c fetches.
+func (c *Client) Market() exchangeinfo.Market { return c.market }
+
+// UsedWeight is the last X-MBX-USED-WEIGHT-1M value Binance sent (with any
+// status) and when it arrived; zero values if none yet.
+func (c *Client) UsedWeight() (weight int64, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.weight, c.weightAt
+}
+
+// Fetch GETs the market's exchangeInfo from the first base URL that answers
+// and returns it validated (exchangeinfo.Parse, FetchedAt = Now()).
+//
+// It moves on to the next base URL only after a network error, a timeout or
+// a 5xx; when all fail, the last error is returned. Any other answer ends
+// the Fetch: a *StatusError for a status other than 200 (429 and 418 also
+// block the host in the Gate), an error matching ErrInvalid for a 200 whose
+// body is invalid, cut short or too large. While any configured host is
+// blocked, Fetch sends nothing and returns a *BackoffError. If ctx ends, the
+// error matches ctx.Err(). Errors read "fetch <market>: …".
+func (c *Client) Fetch(ctx context.Context) (*exchangeinfo.Snapshot, error) {
+	if err := c.blocked(c.now()); err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", c.market, err)
+	}
+	var err error
+	for i := range c.bases {
+		b := &c.bases[i]
+		if i > 0 {
+			c.log.Warn("binance base URL failed, failing over to the next", "market", c.market, "url", c.bases[i-1].redacted, "err", err)
+			if until, code, ok := c.gate.Blocked(b.host, c.now()); ok { // blocked meanwhile by another Client
+				err = &BackoffError{Host: b.host, Code: code, Until: until}
+				break
+			}
+		}
+		var snap *exchangeinfo.Snapshot
+		var retry bool
+		snap, retry, err = c.get(ctx, b)
+		if err == nil {
+			return snap, nil
+		}
+		if !retry || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("fetch %s: %w", c.market, err)
+}
+
+// blocked returns a *BackoffError if any configured host is blocked at now:
+// the one blocked longest, as no Fetch can succeed before then.
+func (c *Client) blocked(now time.Time) error {
+	var be *BackoffError
+	for _, b := range c.bases {
+		if until, code, ok := c.gate.Blocked(b.host, now); ok && (be == nil || until.After(be.Until)) {
+			be = &BackoffError{Host: b.host, Code: code, Until: until}
+		}
+	}
+	if be == nil {
+		return nil
+	}
+	return be
+}
+
+// get makes one attempt at b. retry says whether the next base URL may be
+// tried: after a network error, a timeout or a 5xx.
+func (c *Client) get(ctx context.Context, b *base) (snap *exchangeinfo.Snapshot, retry bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, b.url, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("GET %s: bad request URL", b.redacted) // New checked it: unreachable
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, true, c.netError(ctx, actx, b, err)
+	}
+	defer resp.Body.Close()
+	now := c.now()
+	c.noteWeight(resp.Header, now)
+
+	if resp.StatusCode != http.StatusOK {
+		se := c.statusError(resp, b, now)
+		return nil, se.Code >= 500, se
+	}
+	body, err := c.readBody(resp)
+	if err != nil {
+		if actx.Err() != nil {
+			return nil, true, c.netError(ctx, actx, b, err)
+		}
+		return nil, false, fmt.Errorf("GET %s: %w", b.redacted, err)
+	}
+	snap, err = exchangeinfo.Parse(c.market, body, c.now())
+	if err != nil {
+		return nil, false, fmt.Errorf("GET %s: %w", b.redacted, err)
+	}
+	return snap, false, nil
+}
+
+// netError describes a failure to get (all of) an answer: the caller's ctx
+// ended, the attempt timed out, or the network failed.
+func (c *Client) netError(ctx, actx context.Context, b *base, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("GET %s: %w", b.redacted, ctx.Err())
+	}
+	if actx.Err() != nil {
+		return fmt.Errorf("GET %s: no answer within %v: %w", b.redacted, c.timeout, actx.Err())
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // its URL may hold a user name
+	}
+	return fmt.Errorf("GET %s: %w", b.redacted, err)
+}
+
+// readBody reads a 200's body, up to maxBody bytes. A body that is too large
+// or cut short is an *exchangeinfo.InvalidError.
+func (c *Client) readBody(resp *http.Response) ([]byte, error) {
+	if resp.ContentLength > c.maxBody {
+		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body of %d bytes is larger than the limit of %d", resp.ContentLength, c.maxBody)}
+	}
+	hint := resp.ContentLength // -1 when unknown, e.g. decompressed by the transport
+	if hint < 0 {
+		hint = c.sizeHint.Load()
+		hint += hint / 8
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(min(hint, c.maxBody)) + bytes.MinRead) // room to read EOF without growing
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body cut short after %d bytes: %v", n, err)}
+	}
+	if n > c.maxBody {
+		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body larger than the limit of %d bytes", c.maxBody)}
+	}
+	c.sizeHint.Store(n)
+	return buf.Bytes(), nil
+}
+
+// statusError reads a non-200 answer; for 429 and 418 it blocks b's host.
+func (c *Client) statusError(resp *http.Response, b *base, now time.Time) *StatusError {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10)) // what is read is enough for Msg
+	se := &StatusError{Code: resp.StatusCode, URL: b.redacted, Msg: errorMsg(raw)}
+	d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	if ok {
+		se.RetryAfter = d
+	}
+	switch {
+	case se.RateLimited():
+		if !ok {
+			se.RetryAfter = defaultRetryAfter
+		}
+		until := now.Add(se.RetryAfter)
+		c.gate.Block(b.host, se.Code, until)
+		c.log.Warn("binance rate limit: no requests to this host until Retry-After has passed",
+			"market", c.market, "status", se.Code, "host", b.host, "retry_after", se.RetryAfter, "until", until, "msg", se.Msg)
+	case se.Code == http.StatusUnavailableForLegalReasons:
+		c.log.Warn("binance refuses requests from this location (451): configure another base URL or run in another region",
+			"market", c.market, "status", se.Code, "url", b.redacted, "msg", se.Msg)
+	}
+	return se
+}
+
+// errorMsg is Binance's "msg" if raw is an error body {"code":…,"msg":…},
+// else raw's first 200 bytes.
+func errorMsg(raw []byte) string {
+	var eb struct {
+		Code json.RawMessage `json:"code"`
+		Msg  *string         `json:"msg"`
+	}
+	if json.Unmarshal(raw, &eb) == nil && eb.Code != nil && eb.Msg != nil {
+		return *eb.Msg
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 200 {
+		raw = raw[:200]
+	}
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
+}
+
+func (c *Client) noteWeight(h http.Header, now time.Time) {
+	v := h.Get("X-Mbx-Used-Weight-1m")
+	if v == "" {
+		return
+	}
+	w, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.weight, c.weightAt = w, now
+}

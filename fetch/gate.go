@@ -1,0 +1,97 @@
+package fetch
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// defaultRetryAfter is how long a host is blocked after a 429 or 418 whose
+// Retry-After header is missing or unparsable.
+const defaultRetryAfter = 60 * time.Second
+
+// Gate remembers which hosts answered 429 or 418 and until when no request
+// may be sent to them. Share one Gate between every Client that talks to the
+// same hosts, so that a ban seen by one market holds for all. The zero Gate
+// is empty and ready to use; a Gate is safe for concurrent use.
+type Gate struct {
+	mu    sync.Mutex
+	hosts map[string]block
+}
+
+type block struct {
+	until time.Time
+	code  int
+}
+
+// NewGate returns an empty Gate.
+func NewGate() *Gate { return &Gate{} }
+
+// Block forbids requests to host (a URL's host, with the port if it is not
+// the scheme's default, e.g. "api.binance.com" or "127.0.0.1:8080") before
+// until, because of an answer with status code. An earlier block that ends
+// later is kept.
+func (g *Gate) Block(host string, code int, until time.Time) {
+	host = strings.ToLower(host)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.hosts == nil {
+		g.hosts = make(map[string]block)
+	}
+	if b, ok := g.hosts[host]; ok && !until.After(b.until) {
+		return
+	}
+	g.hosts[host] = block{until: until, code: code}
+}
+
+// Blocked reports whether host is blocked at now, and if so until when and
+// because of which status code. A block whose time has passed is forgotten.
+func (g *Gate) Blocked(host string, now time.Time) (until time.Time, code int, ok bool) {
+	host = strings.ToLower(host)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, ok := g.hosts[host]
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	if !now.Before(b.until) {
+		delete(g.hosts, host)
+		return time.Time{}, 0, false
+	}
+	return b.until, b.code, true
+}
+
+// parseRetryAfter reads a Retry-After header value (RFC 9110 §10.2.3):
+// delta-seconds, or an HTTP-date taken relative to now (a date in the past
+// is zero). ok is false when v is neither. Huge delta-seconds saturate
+// instead of overflowing.
+func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if isDigits(v) {
+		secs, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || secs > math.MaxInt64/uint64(time.Second) {
+			return time.Duration(math.MaxInt64), true // out of range: as long as it gets
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,95 @@
+package fetch
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestGate(t *testing.T) {
+	t0 := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
+	var g Gate // the zero Gate is ready to use
+	if _, _, ok := g.Blocked("api.binance.com", t0); ok {
+		t.Fatalf("Blocked() on an empty Gate = true, want false")
+	}
+	g.Block("API.binance.com", 429, t0.Add(time.Minute))
+	g.Block("api.binance.com", 418, t0.Add(time.Second)) // earlier: the later block stays
+	for _, tt := range []struct {
+		host     string
+		now      time.Time
+		wantOK   bool
+		wantCode int
+	}{
+		{"api.binance.com", t0, true, 429},
+		{"Api.Binance.Com", t0.Add(59 * time.Second), true, 429},
+		{"fapi.binance.com", t0, false, 0},
+		{"api.binance.com", t0.Add(time.Minute), false, 0}, // the deadline itself is free
+	} {
+		until, code, ok := g.Blocked(tt.host, tt.now)
+		if ok != tt.wantOK || code != tt.wantCode || ok && !until.Equal(t0.Add(time.Minute)) {
+			t.Errorf("Blocked(%q, +%v) = %v, %d, %v, want +1m, %d, %v", tt.host, tt.now.Sub(t0), until, code, ok, tt.wantCode, tt.wantOK)
+		}
+	}
+	g.Block("api.binance.com", 418, t0.Add(time.Hour)) // later: replaces
+	if until, code, ok := g.Blocked("api.binance.com", t0); !ok || code != 418 || !until.Equal(t0.Add(time.Hour)) {
+		t.Errorf("Blocked() = %v, %d, %v, want +1h, 418, true", until, code, ok)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		v      string
+		want   time.Duration
+		wantOK bool
+	}{
+		{"7", 7 * time.Second, true},
+		{" 120 ", 2 * time.Minute, true},
+		{"0", 0, true},
+		{"99999999999999999999", time.Duration(1<<63 - 1), true},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{"Wednesday, 24-Dec-25 08:00:30 GMT", 30 * time.Second, true}, // RFC 850
+		{"Wed Dec 24 08:01:00 2025", time.Minute, true},               // ANSI C asctime
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},        // in the past
+		{"", 0, false},
+		{"-5", 0, false},
+		{"1.5", 0, false},
+		{"+5", 0, false},
+		{"soon", 0, false},
+		{"2025-12-24T08:01:00Z", 0, false},
+	} {
+		got, ok := parseRetryAfter(tt.v, now)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("parseRetryAfter(%q) = %v, %v, want %v, %v", tt.v, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
+	for _, s := range []string{"7", "0", "60", "99999999999999999999", "Wed, 24 Dec 2025 08:02:00 GMT", "soon", "-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := parseRetryAfter(v, now)
+		if d < 0 {
+			t.Fatalf("parseRetryAfter(%q) = %v, want >= 0", v, d)
+		}
+		if !ok && d != 0 {
+			t.Fatalf("parseRetryAfter(%q) = %v, false, want 0 when not ok", v, d)
+		}
+		if !ok {
+			return
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= 1<<32 && d != time.Duration(n)*time.Second {
+			t.Fatalf("parseRetryAfter(%q) = %v, want %ds", v, d, n)
+		}
+		// Whatever parsed, the same duration written as delta-seconds parses
+		// back to it (to the second).
+		secs := int64(d / time.Second)
+		if back, ok := parseRetryAfter(strconv.FormatInt(secs, 10), now); !ok || back != time.Duration(secs)*time.Second {
+			t.Fatalf("parseRetryAfter(%d) = %v, %v, want %ds, true", secs, back, ok, secs)
+		}
+	})
+}
