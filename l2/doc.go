@@ -1,0 +1,20 @@
+// Package l2 is symcache's Redis tier, shared by every sidecar of a deployment.
+//
+// It has two halves:
+//
+//   - The JSON helpers [Store.ReadJSON] and [Store.WriteJSON] (the Python system's
+//     read_json / write_json): any value, as JSON, under a key with a TTL.
+//   - The snapshot envelopes of one market: [Store.Put] writes <prefix>{market}:current
+//     (with a TTL) and <prefix>{market}:last_good (no TTL) in one MULTI/EXEC, and
+//     [Store.Current] and [Store.LastGood] read them back.
+//
+// An envelope is a small JSON object whose last field, exchange_info, is Binance's
+// body byte for byte (it is appended, never re-marshaled). With [Gzip] the same bytes
+// are gzip-compressed; readers detect gzip by its magic bytes, so every sidecar reads
+// what any sidecar wrote, whatever its own [Encoding].
+//
+// Every read failure is a miss: absence returns [ErrMiss] itself, while a Redis error
+// or a corrupt value is logged at Warn and returned as an error that matches
+// errors.Is(err, ErrMiss) and wraps the cause. The read path then falls through to
+// the next tier. redis.Nil never leaves this package.
+package l2

@@ -1,0 +1,262 @@
+package l2
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Encoding is how [Store.Put] writes envelopes. Reads accept both, whichever
+// the Store's own Encoding.
+type Encoding string
+
+const (
+	JSON Encoding = "json" // envelope stored as plain JSON (redis-cli GET shows it readably)
+	Gzip Encoding = "gzip" // the same JSON envelope, gzip-compressed
+)
+
+// ParseEncoding returns the Encoding named s ("json" or "gzip", as in SYMCACHE_L2_ENCODING).
+func ParseEncoding(s string) (Encoding, error) {
+	switch e := Encoding(s); e {
+	case JSON, Gzip:
+		return e, nil
+	}
+	return "", fmt.Errorf("l2: unknown encoding %q, want %q or %q", s, JSON, Gzip)
+}
+
+// gzipLevel trades write time for size. Put runs once per refresh per market,
+// while every sidecar's L1 miss reads the value, and inflating costs the same
+// at any level: so the smaller value of the default level wins over BestSpeed.
+const gzipLevel = gzip.DefaultCompression
+
+// maxInflated bounds a gunzipped value, against a decompression bomb.
+const maxInflated = 256 << 20
+
+// Envelope is the value stored for a market snapshot (SPEC "Redis layout").
+// ExchangeInfo is Binance's body exactly as received, stored and returned byte
+// for byte; it is never modified once cached, by this package or its callers.
+type Envelope struct {
+	Market       string          `json:"market"`
+	FetchedAt    time.Time       `json:"fetched_at"`  // stored as RFC 3339 in UTC
+	ServerTime   int64           `json:"server_time"` // Binance serverTime, ms since epoch
+	ETag         string          `json:"etag"`
+	ExchangeInfo json.RawMessage `json:"exchange_info"` // a JSON object, always the last field
+}
+
+// header is an Envelope without ExchangeInfo, which encodeEnvelope appends
+// verbatim: json.Marshal would compact it and re-scan megabytes.
+type header struct {
+	Market     string    `json:"market"`
+	FetchedAt  time.Time `json:"fetched_at"`
+	ServerTime int64     `json:"server_time"`
+	ETag       string    `json:"etag"`
+}
+
+// CurrentKey is the key, relative to the prefix, of market's snapshot with a TTL.
+func CurrentKey(market string) string { return "{" + market + "}:current" }
+
+// LastGoodKey is the key, relative to the prefix, of market's newest valid
+// snapshot, kept without a TTL.
+func LastGoodKey(market string) string { return "{" + market + "}:last_good" }
+
+// Current returns market's snapshot. It returns ErrMiss itself when there is none
+// (absent or expired). A Redis error or an unreadable or wrong envelope is logged
+// at Warn and returned as an error matching ErrMiss that wraps the cause.
+func (s *Store) Current(ctx context.Context, market string) (Envelope, error) {
+	return s.envelope(ctx, CurrentKey(market), market)
+}
+
+// LastGood returns market's newest valid snapshot, with errors as [Store.Current].
+func (s *Store) LastGood(ctx context.Context, market string) (Envelope, error) {
+	return s.envelope(ctx, LastGoodKey(market), market)
+}
+
+func (s *Store) envelope(ctx context.Context, key, market string) (Envelope, error) {
+	b, err := s.get(ctx, key, market)
+	if err != nil {
+		return Envelope{}, err
+	}
+	e, err := decodeEnvelope(b)
+	if err == nil && e.Market != market {
+		err = fmt.Errorf("envelope of market %q", e.Market)
+	}
+	if err != nil {
+		s.warn("l2 value unreadable, treating as a miss", key, market, err)
+		return Envelope{}, fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
+	}
+	return e, nil
+}
+
+// Put writes e as e.Market's current snapshot, expiring after ttl (> 0), and as its
+// last good one, without expiry, in one MULTI/EXEC round trip: after a successful
+// Put both hold e. Put refuses an envelope that readers would refuse (no market, zero
+// FetchedAt, ExchangeInfo not a JSON object) but does not re-validate ExchangeInfo:
+// the caller has. A failure is logged at Error and returned.
+func (s *Store) Put(ctx context.Context, e Envelope, ttl time.Duration) error {
+	err := s.put(ctx, e, ttl)
+	if err != nil {
+		s.log.Error("l2 put failed", "market", e.Market, "key", s.prefix+CurrentKey(e.Market), "err", err)
+	}
+	return err
+}
+
+func (s *Store) put(ctx context.Context, e Envelope, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("l2 put %q: ttl %v, want > 0", e.Market, ttl)
+	}
+	b, err := encodeEnvelope(e, s.enc)
+	if err != nil {
+		return fmt.Errorf("l2 put %q: %w", e.Market, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.prefix+CurrentKey(e.Market), b, ttl)
+		p.Set(ctx, s.prefix+LastGoodKey(e.Market), b, 0)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("l2 put %q: %w", e.Market, err)
+	}
+	return nil
+}
+
+// exchangeInfoField joins the header and ExchangeInfo in an encoded envelope.
+const exchangeInfoField = `,"exchange_info":`
+
+// encodeEnvelope returns e as stored in Redis with enc: the header fields as JSON,
+// then exchange_info, appended byte for byte, last.
+func encodeEnvelope(e Envelope, enc Encoding) ([]byte, error) {
+	if err := checkEnvelope(e); err != nil {
+		return nil, err
+	}
+	h, err := json.Marshal(header{
+		Market:     e.Market,
+		FetchedAt:  e.FetchedAt.UTC(),
+		ServerTime: e.ServerTime,
+		ETag:       e.ETag,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	h = h[:len(h)-1] // reopen the object: exchange_info comes last
+	n := len(h) + len(exchangeInfoField) + len(e.ExchangeInfo) + 1
+	if enc != Gzip {
+		b := make([]byte, 0, n)
+		b = append(b, h...)
+		b = append(b, exchangeInfoField...)
+		b = append(b, e.ExchangeInfo...)
+		return append(b, '}'), nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(n / 16) // Binance's JSON compresses about 40:1
+	zw, err := gzip.NewWriterLevel(&buf, gzipLevel)
+	if err != nil {
+		return nil, err
+	}
+	zw.Write(h) // a bytes.Buffer does not fail; Close reports anything else
+	io.WriteString(zw, exchangeInfoField)
+	zw.Write(e.ExchangeInfo)
+	zw.Write([]byte{'}'})
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip envelope: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeEnvelope returns the envelope in b, gzip-compressed or not. It never
+// returns an envelope that checkEnvelope refuses.
+func decodeEnvelope(b []byte) (Envelope, error) {
+	b, err := gunzipIf(b, maxInflated)
+	if err != nil {
+		return Envelope{}, err
+	}
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+	}
+	if err := checkEnvelope(e); err != nil {
+		return Envelope{}, err
+	}
+	e.ExchangeInfo = keepTrailingSpace(b, e.ExchangeInfo)
+	return e, nil
+}
+
+// checkEnvelope refuses what no reader should be given: cheap checks only, as
+// a full validation of ExchangeInfo would scan megabytes.
+func checkEnvelope(e Envelope) error {
+	switch raw := e.ExchangeInfo; {
+	case e.Market == "":
+		return errors.New("envelope without market")
+	case e.FetchedAt.IsZero():
+		return errors.New("envelope without fetched_at")
+	case e.FetchedAt.UTC().Year() < 1 || e.FetchedAt.UTC().Year() > 9999:
+		return fmt.Errorf("fetched_at %v out of range", e.FetchedAt)
+	case len(raw) == 0:
+		return errors.New("envelope without exchange_info")
+	case raw[0] != '{':
+		return errors.New("exchange_info is not a JSON object")
+	case !bytes.HasSuffix(bytes.TrimRight(raw, jsonSpace), []byte("}")):
+		return errors.New("exchange_info is not a JSON object (truncated?)")
+	}
+	return nil
+}
+
+// jsonSpace is the whitespace of JSON (RFC 8259).
+const jsonSpace = " \t\n\r"
+
+// keepTrailingSpace returns raw, the exchange_info that json.Unmarshal found in the
+// envelope b, followed by the whitespace that followed it in b when it is the last
+// field. json.RawMessage drops that whitespace, yet Binance's body must come back
+// byte for byte, even if it ended with a newline.
+func keepTrailingSpace(b, raw []byte) []byte {
+	b = bytes.TrimRight(b, jsonSpace)
+	if !bytes.HasSuffix(b, []byte("}")) {
+		return raw
+	}
+	b = b[:len(b)-1] // the envelope's closing brace
+	end := len(bytes.TrimRight(b, jsonSpace))
+	if end == len(b) || !bytes.HasSuffix(b[:end], raw) {
+		return raw
+	}
+	before := bytes.TrimRight(b[:end-len(raw)], jsonSpace)
+	if !bytes.HasSuffix(before, []byte(":")) ||
+		!bytes.HasSuffix(bytes.TrimRight(before[:len(before)-1], jsonSpace), []byte(`"exchange_info"`)) {
+		return raw
+	}
+	return append(raw, b[end:]...)
+}
+
+// gunzipIf returns b inflated if it starts with gzip's magic bytes (which JSON
+// never does), else b itself. Inflating past limit bytes is an error.
+func gunzipIf(b []byte, limit int) ([]byte, error) {
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("gunzip: %w", err)
+	}
+	// The trailer's ISIZE (the size mod 2^32) saves regrowing the buffer; it is
+	// only a hint, capped by what deflate can expand (about 1032:1) and the limit.
+	hint := 0
+	if len(b) >= 4 {
+		hint = min(int(binary.LittleEndian.Uint32(b[len(b)-4:])), 1032*len(b), limit)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(zr, int64(limit)+1)); err != nil {
+		return nil, fmt.Errorf("gunzip: %w", err)
+	}
+	if buf.Len() > limit {
+		return nil, fmt.Errorf("gunzip: more than %d bytes", limit)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,158 @@
+package l2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrMiss means the key is absent, expired, unreadable or corrupt. Test with errors.Is.
+var ErrMiss = errors.New("l2: miss")
+
+// Config configures a [Store]. Only Client is required.
+type Config struct {
+	// Client is the Redis connection (a *redis.Client, *redis.ClusterClient, ...).
+	// Required. Build it with ContextTimeoutEnabled set: otherwise go-redis bounds
+	// socket reads and writes by its own ReadTimeout/WriteTimeout, not by Timeout.
+	Client redis.UniversalClient
+	// Prefix is put before every key. If empty, "symcache:".
+	Prefix string
+	// Encoding is how Put writes envelopes. If zero, JSON. Reads accept both.
+	Encoding Encoding
+	// Timeout bounds each Redis call. If zero, 1s.
+	Timeout time.Duration
+	// Logger receives Warn (a read fell back to a miss) and Error (a write failed)
+	// records. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the Redis tier. It is safe for concurrent use.
+type Store struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	enc     Encoding
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// New returns a Store for cfg, with cfg's zero values filled in.
+// It panics if cfg.Client is nil or cfg.Encoding is not a known [Encoding]:
+// both are programming errors (use [ParseEncoding] on user input).
+func New(cfg Config) *Store {
+	if cfg.Client == nil {
+		panic("l2: New with nil Config.Client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "symcache:"
+	}
+	if cfg.Encoding == "" {
+		cfg.Encoding = JSON
+	}
+	if _, err := ParseEncoding(string(cfg.Encoding)); err != nil {
+		panic(err.Error())
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Store{
+		rdb:     cfg.Client,
+		prefix:  cfg.Prefix,
+		enc:     cfg.Encoding,
+		timeout: cfg.Timeout,
+		log:     cfg.Logger.With("tier", "l2"),
+	}
+}
+
+// ReadJSON decodes the JSON value at key (relative to the prefix) into v.
+// It returns nil on a hit and ErrMiss itself when the key is absent or expired.
+// A Redis error or a value that does not decode into v is logged at Warn and
+// returned as an error matching ErrMiss that wraps the cause.
+// A gzip-compressed value is accepted too.
+func (s *Store) ReadJSON(ctx context.Context, key string, v any) error {
+	b, err := s.get(ctx, key, "")
+	if err != nil {
+		return err
+	}
+	if b, err = gunzipIf(b, maxInflated); err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		s.warn("l2 value unreadable, treating as a miss", key, "", err)
+		return fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
+	}
+	return nil
+}
+
+// WriteJSON stores v as JSON at key (relative to the prefix) with SET key value
+// EX/PX ttl; a ttl of 0 means no expiry, and a negative one is refused.
+// A failure is logged at Error and returned.
+func (s *Store) WriteJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+	err := s.writeJSON(ctx, key, v, ttl)
+	if err != nil {
+		s.log.Error("l2 write failed", "key", s.prefix+key, "err", err)
+	}
+	return err
+}
+
+func (s *Store) writeJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+	if ttl < 0 {
+		return fmt.Errorf("l2 set %q: negative ttl %v", key, ttl)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("l2 set %q: %w", key, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.prefix+key, b, ttl).Err(); err != nil {
+		return fmt.Errorf("l2 set %q: %w", key, err)
+	}
+	return nil
+}
+
+// Ping checks the connection within Timeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("l2 ping: %w", err)
+	}
+	return nil
+}
+
+// get returns the raw value at key (relative to the prefix): ErrMiss itself when
+// absent; a Redis error logged at Warn and wrapped in ErrMiss. The bytes may share
+// memory with an immutable string: never modify them.
+func (s *Store) get(ctx context.Context, key, market string) ([]byte, error) {
+	gctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	b, err := s.rdb.Get(gctx, s.prefix+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrMiss // the driver's sentinel stops here
+	}
+	if err != nil {
+		// A caller that gave up (client gone) is not news; Redis being slow or down is.
+		if ctx.Err() == nil {
+			s.warn("l2 read failed, treating as a miss", key, market, err)
+		}
+		return nil, fmt.Errorf("%w: get %q: %w", ErrMiss, key, err)
+	}
+	return b, nil
+}
+
+// warn logs msg at Warn for key (relative to the prefix), with market when known.
+func (s *Store) warn(msg, key, market string, err error) {
+	if market != "" {
+		s.log.Warn(msg, "market", market, "key", s.prefix+key, "err", err)
+		return
+	}
+	s.log.Warn(msg, "key", s.prefix+key, "err", err)
+}
