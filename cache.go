@@ -1,0 +1,520 @@
+package symcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/l1"
+	"github.com/symcache/symcache/l2"
+)
+
+// Source says which tier answered a Get. Its String form is the X-Cache header.
+type Source int
+
+// The sources, in the order a Get tries them.
+const (
+	HitL1 Source = iota + 1 // "HIT-L1": fresh, from the in-process cache
+	HitL2                   // "HIT-L2": fresh, from Redis
+	Miss                    // "MISS": fetched from Binance for this request
+	Stale                   // "STALE": past its TTL, served because Binance failed
+)
+
+func (s Source) String() string {
+	switch s {
+	case HitL1:
+		return "HIT-L1"
+	case HitL2:
+		return "HIT-L2"
+	case Miss:
+		return "MISS"
+	case Stale:
+		return "STALE"
+	}
+	return "UNKNOWN"
+}
+
+// ErrUnavailable means no tier has a snapshot to serve: nothing valid was
+// ever seen, or the newest is older than Config.StaleMax. The error is an
+// *UnavailableError.
+var ErrUnavailable = errors.New("symcache: unavailable")
+
+// ErrUnknownMarket means Get was asked for a market the Cache does not serve.
+var ErrUnknownMarket = errors.New("symcache: market not served")
+
+// UnavailableError is returned when there is nothing to serve.
+type UnavailableError struct {
+	Market     exchangeinfo.Market
+	Cause      error         // why the upstream failed; may be nil
+	RetryAfter time.Duration // when a retry may succeed (the upstream backoff), at least a second
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Cause == nil {
+		return fmt.Sprintf("symcache %s: unavailable", e.Market)
+	}
+	return fmt.Sprintf("symcache %s: unavailable: %v", e.Market, e.Cause)
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// Memory is the in-process tier, as *l1.Cache implements it.
+type Memory interface {
+	Get(m exchangeinfo.Market) (*exchangeinfo.Snapshot, bool)
+	Set(s *exchangeinfo.Snapshot, ttl time.Duration) bool
+}
+
+// Store is the shared tier, as *l2.Store implements it.
+type Store interface {
+	Current(ctx context.Context, market string) (l2.Envelope, error)
+	LastGood(ctx context.Context, market string) (l2.Envelope, error)
+	Put(ctx context.Context, e l2.Envelope, ttl time.Duration) error
+}
+
+// Upstream fetches and validates one market's snapshot, as *fetch.Client does.
+type Upstream interface {
+	Fetch(ctx context.Context) (*exchangeinfo.Snapshot, error)
+}
+
+// Config configures a Cache. Only Upstreams is required.
+type Config struct {
+	// Upstreams has one entry per market to serve and keep warm.
+	Upstreams map[exchangeinfo.Market]Upstream
+	// L1 is the in-process tier. If nil, an *l1.Cache with its default
+	// budget, owned (and closed) by the Cache.
+	L1 Memory
+	// L2 is the shared tier. If nil, there is none: pass a nil interface,
+	// never a nil *l2.Store.
+	L2 Store
+	// TTL is how long a snapshot stays fresh after it was fetched. If zero, 5m.
+	TTL time.Duration
+	// RefreshInterval is the background refresh period per market. If zero,
+	// 1m; if negative, there is no background refresh (nor warm-up at start).
+	RefreshInterval time.Duration
+	// StaleMax is the oldest snapshot still served when Binance fails. If
+	// zero, 24h; if negative, no limit.
+	StaleMax time.Duration
+	// FetchTimeout bounds one shared upstream fetch, all base URLs included,
+	// whoever waits for it. If zero, 30s.
+	FetchTimeout time.Duration
+	// Logger receives what would otherwise be invisible: stale answers,
+	// failed refreshes. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now tells the time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Result is a snapshot and where it came from.
+type Result struct {
+	Snapshot *exchangeinfo.Snapshot
+	Source   Source
+	// Reason says why a Stale result was served, e.g. "upstream 503".
+	Reason string
+}
+
+// Cache is the composed read path. It is safe for concurrent use. Close it
+// to stop the background refreshers.
+type Cache struct {
+	cfg     Config
+	l1      Memory
+	ownL1   *l1.Cache
+	l2      Store
+	log     *slog.Logger
+	markets map[exchangeinfo.Market]*market
+	order   []exchangeinfo.Market
+	group   singleflight.Group
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// market is the per-market state.
+type market struct {
+	name     exchangeinfo.Market
+	upstream Upstream
+	lastGood atomic.Pointer[exchangeinfo.Snapshot] // newest valid snapshot seen
+
+	mu       sync.Mutex
+	failures int       // consecutive failed fetches
+	retryAt  time.Time // no upstream fetch before this
+	lastErr  error
+
+	stats counters
+}
+
+const (
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+)
+
+// New returns a Cache and starts a refresher per market, unless
+// RefreshInterval is negative.
+func New(cfg Config) (*Cache, error) {
+	if len(cfg.Upstreams) == 0 {
+		return nil, errors.New("symcache: no upstreams configured")
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 5 * time.Minute
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = time.Minute
+	}
+	if cfg.StaleMax == 0 {
+		cfg.StaleMax = 24 * time.Hour
+	}
+	if cfg.FetchTimeout == 0 {
+		cfg.FetchTimeout = 30 * time.Second
+	}
+	if cfg.TTL < 0 || cfg.FetchTimeout < 0 {
+		return nil, errors.New("symcache: TTL and FetchTimeout must be positive")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Cache{cfg: cfg, l1: cfg.L1, l2: cfg.L2, log: cfg.Logger, markets: make(map[exchangeinfo.Market]*market)}
+	for _, m := range exchangeinfo.Markets() {
+		up, ok := cfg.Upstreams[m]
+		if !ok {
+			continue
+		}
+		if up == nil {
+			return nil, fmt.Errorf("symcache: nil upstream for %s", m)
+		}
+		c.markets[m] = &market{name: m, upstream: up}
+		c.order = append(c.order, m)
+	}
+	if len(c.order) != len(cfg.Upstreams) {
+		return nil, errors.New("symcache: upstreams include an unknown market")
+	}
+	if c.l1 == nil {
+		own, err := l1.New(l1.Config{})
+		if err != nil {
+			return nil, err
+		}
+		c.l1, c.ownL1 = own, own
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	if cfg.RefreshInterval > 0 {
+		for _, m := range c.order {
+			c.wg.Add(1)
+			go c.refresher(ctx, c.markets[m])
+		}
+	}
+	return c, nil
+}
+
+// Close stops the refreshers, waits for them, and closes an L1 the Cache
+// made itself. It does not close the L2 or upstream clients it was given.
+func (c *Cache) Close() error {
+	c.stop()
+	c.wg.Wait()
+	if c.ownL1 != nil {
+		c.ownL1.Close()
+	}
+	return nil
+}
+
+// Markets lists the markets the Cache serves, in a fixed order.
+func (c *Cache) Markets() []exchangeinfo.Market {
+	return append([]exchangeinfo.Market(nil), c.order...)
+}
+
+// Get returns the market's snapshot from the first tier that has a fresh one,
+// else from Binance, else the last good one (see the package doc). If ctx ends
+// first, Get returns ctx.Err(); a fetch it started goes on for other callers.
+func (c *Cache) Get(ctx context.Context, m exchangeinfo.Market) (Result, error) {
+	ms, ok := c.markets[m]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %q", ErrUnknownMarket, string(m))
+	}
+	if s, ok := c.l1.Get(m); ok && c.fresh(s) {
+		ms.stats.l1Hits.Add(1)
+		return Result{Snapshot: s, Source: HitL1}, nil
+	}
+	ms.stats.l1Misses.Add(1)
+	// While Binance is in backoff, the last good copy in memory answers
+	// without a round trip to Redis.
+	if err, waiting := ms.backoff(c.cfg.Now()); waiting {
+		if s := ms.lastGood.Load(); s != nil && c.servable(s) {
+			ms.stats.stale.Add(1)
+			return Result{Snapshot: s, Source: Stale, Reason: reason(err)}, nil
+		}
+	}
+	ch := c.group.DoChan("load:"+string(m), func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
+		defer cancel()
+		return c.load(fctx, ms)
+	})
+	select {
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case r := <-ch:
+		if r.Shared {
+			ms.stats.sharedWaits.Add(1)
+		}
+		if r.Err != nil {
+			return Result{}, r.Err
+		}
+		return r.Val.(Result), nil
+	}
+}
+
+// load runs once per market at a time, for every caller that missed L1.
+func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
+	if c.l2 != nil {
+		if s := c.readL2(ctx, ms, c.l2.Current, "current"); s != nil && c.fresh(s) {
+			ms.stats.l2Hits.Add(1)
+			c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
+			c.remember(ms, s)
+			return Result{Snapshot: s, Source: HitL2}, nil
+		}
+		ms.stats.l2Misses.Add(1)
+	}
+	if err, waiting := ms.backoff(c.cfg.Now()); waiting {
+		return c.fallback(ctx, ms, err)
+	}
+	s, err := c.fetch(ctx, ms)
+	if err != nil {
+		return c.fallback(ctx, ms, err)
+	}
+	return Result{Snapshot: s, Source: Miss}, nil
+}
+
+// fetch asks Binance, once per market at a time, and on success writes every
+// tier. A failure starts or extends the backoff.
+func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, error) {
+	v, err, _ := c.group.Do("fetch:"+string(ms.name), func() (any, error) {
+		s, err := ms.upstream.Fetch(ctx)
+		if err != nil {
+			ms.stats.fetch(outcome(err)).Add(1)
+			ms.failed(err, c.cfg.Now())
+			return nil, err
+		}
+		if s.Market() != ms.name {
+			err := fmt.Errorf("upstream for %s returned a %s snapshot", ms.name, s.Market())
+			ms.failed(err, c.cfg.Now())
+			return nil, err
+		}
+		ms.stats.fetch(outcomeOK).Add(1)
+		ms.succeeded()
+		c.store(ctx, s)
+		c.remember(ms, s)
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*exchangeinfo.Snapshot), nil
+}
+
+// store writes a fresh snapshot to L1 and L2. An L2 failure is logged by l2
+// and otherwise ignored: L1 and memory still serve it.
+func (c *Cache) store(ctx context.Context, s *exchangeinfo.Snapshot) {
+	c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
+	if c.l2 != nil {
+		_ = c.l2.Put(ctx, envelope(s), c.cfg.TTL)
+	}
+}
+
+// fallback serves the newest valid snapshot known, in memory or in L2's
+// last_good, when the upstream failed with cause.
+func (c *Cache) fallback(ctx context.Context, ms *market, cause error) (Result, error) {
+	best := ms.lastGood.Load()
+	if c.l2 != nil {
+		if s := c.readL2(ctx, ms, c.l2.LastGood, "last_good"); s != nil && (best == nil || s.FetchedAt().After(best.FetchedAt())) {
+			best = s
+			c.remember(ms, s)
+		}
+	}
+	if best == nil || !c.servable(best) {
+		ms.stats.unavailable.Add(1)
+		return Result{}, &UnavailableError{Market: ms.name, Cause: cause, RetryAfter: ms.retryAfter(c.cfg.Now())}
+	}
+	ms.stats.stale.Add(1)
+	why := reason(cause)
+	c.log.Warn("serving stale snapshot", "market", ms.name, "age", best.Age(c.cfg.Now()).Round(time.Second).String(), "reason", why)
+	return Result{Snapshot: best, Source: Stale, Reason: why}, nil
+}
+
+// readL2 reads and validates a snapshot envelope; anything unusable is a miss.
+func (c *Cache) readL2(ctx context.Context, ms *market, read func(context.Context, string) (l2.Envelope, error), key string) *exchangeinfo.Snapshot {
+	e, err := read(ctx, string(ms.name))
+	if err != nil {
+		if err != l2.ErrMiss {
+			ms.stats.l2Errors.Add(1) // unreadable or corrupt; l2 logged it
+		}
+		return nil
+	}
+	s, err := exchangeinfo.Parse(ms.name, e.ExchangeInfo, e.FetchedAt)
+	if err != nil {
+		ms.stats.l2Errors.Add(1)
+		c.log.Warn("ignoring invalid snapshot in redis", "market", ms.name, "tier", "l2", "key", key, "err", err)
+		return nil
+	}
+	return s
+}
+
+// Refresh fetches the market from Binance now (joining a fetch already under
+// way) and updates every tier.
+func (c *Cache) Refresh(ctx context.Context, m exchangeinfo.Market) (*exchangeinfo.Snapshot, error) {
+	ms, ok := c.markets[m]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownMarket, string(m))
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+	defer cancel()
+	return c.fetch(fctx, ms)
+}
+
+// refresher keeps one market warm until ctx ends.
+func (c *Cache) refresher(ctx context.Context, ms *market) {
+	defer c.wg.Done()
+	c.warm(ctx, ms)
+	t := time.NewTicker(c.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, waiting := ms.backoff(c.cfg.Now()); waiting {
+			continue
+		}
+		if _, err := c.Refresh(ctx, ms.name); err != nil && ctx.Err() == nil {
+			c.log.Warn("refresh failed", "market", ms.name, "err", err)
+		}
+	}
+}
+
+// warm makes the market servable at start: a fresh snapshot in L2 is only
+// remembered (the first request promotes it to L1); else Binance is asked.
+func (c *Cache) warm(ctx context.Context, ms *market) {
+	if c.l2 != nil {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+		s := c.readL2(rctx, ms, c.l2.Current, "current")
+		if s == nil {
+			s = c.readL2(rctx, ms, c.l2.LastGood, "last_good")
+		}
+		cancel()
+		if s != nil {
+			c.remember(ms, s)
+			if c.fresh(s) {
+				return
+			}
+		}
+	}
+	if _, err := c.Refresh(ctx, ms.name); err != nil && ctx.Err() == nil {
+		c.log.Warn("warm-up fetch failed", "market", ms.name, "err", err)
+	}
+}
+
+// remember keeps s as the market's last good snapshot unless a newer one is
+// already held.
+func (c *Cache) remember(ms *market, s *exchangeinfo.Snapshot) {
+	for {
+		old := ms.lastGood.Load()
+		if old != nil && !s.FetchedAt().After(old.FetchedAt()) {
+			return
+		}
+		if ms.lastGood.CompareAndSwap(old, s) {
+			return
+		}
+	}
+}
+
+func (c *Cache) fresh(s *exchangeinfo.Snapshot) bool { return s.Age(c.cfg.Now()) < c.cfg.TTL }
+
+func (c *Cache) servable(s *exchangeinfo.Snapshot) bool {
+	return c.cfg.StaleMax < 0 || s.Age(c.cfg.Now()) <= c.cfg.StaleMax
+}
+
+// failed records a failed fetch and sets the next time Binance may be asked:
+// the later of an exponential backoff with jitter and the upstream's own
+// Retry-After.
+func (ms *market) failed(err error, now time.Time) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.failures++
+	ms.lastErr = err
+	d := minBackoff << min(ms.failures-1, 6)
+	d = min(d, maxBackoff)
+	d = d/2 + rand.N(d/2+1) // jitter: [d/2, d]
+	until := now.Add(d)
+	var be *fetch.BackoffError
+	var se *fetch.StatusError
+	switch {
+	case errors.As(err, &be) && be.Until.After(until):
+		until = be.Until
+	case errors.As(err, &se) && se.RetryAfter > 0 && now.Add(se.RetryAfter).After(until):
+		until = now.Add(se.RetryAfter)
+	}
+	ms.retryAt = until
+}
+
+func (ms *market) succeeded() {
+	ms.mu.Lock()
+	ms.failures, ms.retryAt, ms.lastErr = 0, time.Time{}, nil
+	ms.mu.Unlock()
+}
+
+// backoff reports whether Binance must not be asked yet, and the error that
+// caused the wait.
+func (ms *market) backoff(now time.Time) (error, bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.lastErr, ms.lastErr != nil && now.Before(ms.retryAt)
+}
+
+func (ms *market) retryAfter(now time.Time) time.Duration {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return max(ms.retryAt.Sub(now), time.Second)
+}
+
+// reason turns a fetch error into the short text of a stale answer.
+func reason(err error) string {
+	var se *fetch.StatusError
+	var be *fetch.BackoffError
+	switch {
+	case err == nil:
+		return "upstream not asked"
+	case errors.As(err, &be):
+		return fmt.Sprintf("rate limited until %s", be.Until.UTC().Format(time.RFC3339))
+	case errors.As(err, &se) && se.RateLimited():
+		return fmt.Sprintf("upstream %d, retry after %s", se.Code, se.RetryAfter)
+	case errors.As(err, &se):
+		return fmt.Sprintf("upstream %d", se.Code)
+	case errors.Is(err, exchangeinfo.ErrInvalid):
+		return "upstream answer invalid"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "upstream timeout"
+	}
+	return "upstream unreachable"
+}
+
+func envelope(s *exchangeinfo.Snapshot) l2.Envelope {
+	return l2.Envelope{
+		Market:       string(s.Market()),
+		FetchedAt:    s.FetchedAt().UTC(),
+		ServerTime:   s.ServerTime().UnixMilli(),
+		ETag:         s.ETag(),
+		ExchangeInfo: s.Body(),
+	}
+}
