@@ -1,0 +1,872 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/l2"
+	"github.com/symcache/symcache/l2/l2test"
+)
+
+const (
+	spotPath  = "/api/v3/exchangeInfo"
+	usdmPath  = "/fapi/v1/exchangeInfo"
+	coinmPath = "/dapi/v1/exchangeInfo"
+)
+
+// clock is a settable time source shared by the cache, the fetch clients and
+// the handler.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// world is one test's surroundings: a fake Binance, maybe a real Redis, and
+// a clock.
+type world struct {
+	tb       testing.TB
+	upstream *fetchtest.Upstream
+	redis    *l2test.Server // nil: no L2
+	clock    *clock
+}
+
+func newWorld(tb testing.TB, withRedis bool) *world {
+	tb.Helper()
+	w := &world{tb: tb, upstream: fetchtest.NewUpstream(tb), clock: new(clock)}
+	if withRedis {
+		w.redis = l2test.Start(tb)
+	}
+	return w
+}
+
+// cache builds a real Cache with its own L1 serving markets (spot and usdm
+// if none), over the world's Redis if it has one, without background refresh.
+func (w *world) cache(markets ...exchangeinfo.Market) *symcache.Cache {
+	w.tb.Helper()
+	if len(markets) == 0 {
+		markets = []exchangeinfo.Market{exchangeinfo.Spot, exchangeinfo.USDM}
+	}
+	cfg := symcache.Config{
+		Upstreams:       make(map[exchangeinfo.Market]symcache.Upstream),
+		RefreshInterval: -1,
+		Logger:          discard(),
+		Now:             w.clock.Now,
+	}
+	gate := fetch.NewGate()
+	for _, m := range markets {
+		up, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{w.upstream.URL}, Gate: gate, Logger: discard(), Now: w.clock.Now})
+		if err != nil {
+			w.tb.Fatalf("fetch.New(%s) = %v", m, err)
+		}
+		cfg.Upstreams[m] = up
+	}
+	if w.redis != nil {
+		cfg.L2 = l2.New(l2.Config{Client: w.redis.Client(w.tb), Logger: discard()})
+	}
+	c, err := symcache.New(cfg)
+	if err != nil {
+		w.tb.Fatalf("symcache.New = %v", err)
+	}
+	w.tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// handler returns httpapi's handler for c, logging to log (discarded if nil).
+func (w *world) handler(c *symcache.Cache, log *slog.Logger) http.Handler {
+	w.tb.Helper()
+	if log == nil {
+		log = discard()
+	}
+	h, err := httpapi.New(httpapi.Config{Cache: c, Logger: log, Now: w.clock.Now})
+	if err != nil {
+		w.tb.Fatalf("httpapi.New = %v", err)
+	}
+	return h
+}
+
+// server serves c through httpapi on a real listener.
+func (w *world) server(c *symcache.Cache, log *slog.Logger) *server {
+	w.tb.Helper()
+	srv := httptest.NewServer(w.handler(c, log))
+	tr := &http.Transport{DisableCompression: true} // see the encoding as sent
+	w.tb.Cleanup(func() { tr.CloseIdleConnections(); srv.Close() })
+	return &server{tb: w.tb, url: srv.URL, client: &http.Client{Transport: tr}}
+}
+
+type server struct {
+	tb     testing.TB
+	url    string
+	client *http.Client
+}
+
+// do sends method target (a path with its query) with hdr and returns the
+// answer and its body, as sent (no transparent gunzip).
+func (s *server) do(method, target string, hdr http.Header) (*http.Response, []byte) {
+	s.tb.Helper()
+	req, err := http.NewRequest(method, s.url+target, nil)
+	if err != nil {
+		s.tb.Fatalf("%s %s: %v", method, target, err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.tb.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.tb.Fatalf("%s %s: reading body: %v", method, target, err)
+	}
+	return resp, body
+}
+
+func (s *server) get(target string, hdr http.Header) (*http.Response, []byte) {
+	s.tb.Helper()
+	return s.do(http.MethodGet, target, hdr)
+}
+
+// apiError is Binance's error body; pointers tell a missing field from a zero.
+type apiError struct {
+	Code *int    `json:"code"`
+	Msg  *string `json:"msg"`
+}
+
+// binanceError decodes a Binance-shaped error body and fails t unless it is one.
+func binanceError(t *testing.T, target string, resp *http.Response, body []byte) (int, string) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("GET %s Content-Type = %q, want application/json", target, ct)
+	}
+	var e apiError
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil || e.Code == nil || e.Msg == nil {
+		t.Fatalf("GET %s body = %s, want a Binance error {\"code\":…,\"msg\":…}", target, body)
+	}
+	return *e.Code, *e.Msg
+}
+
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("gzip.NewReader = %v", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip = %v", err)
+	}
+	return out
+}
+
+// age parses an Age header, which must be a non-negative integer.
+func age(t *testing.T, target string, resp *http.Response) int {
+	t.Helper()
+	v := resp.Header.Get("Age")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("GET %s Age = %q, want a non-negative integer", target, v)
+	}
+	return n
+}
+
+func TestExchangeInfo(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	for _, tt := range []struct {
+		path, fixture string
+	}{
+		{spotPath, "binance/spot_exchangeinfo.json"},
+		{usdmPath, "binance/usdm_exchangeinfo.json"}, // pretty-printed: served as is
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			want := fetchtest.Fixture(t, tt.fixture)
+			var etag string
+			for i, wantCache := range []string{"MISS", "HIT-L1", "HIT-L1"} {
+				resp, body := srv.get(tt.path, nil)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("GET %s #%d = %d %s, want 200", tt.path, i, resp.StatusCode, body)
+				}
+				if !bytes.Equal(body, want) {
+					t.Errorf("GET %s #%d body = %d bytes, want the fixture's %d bytes as they are", tt.path, i, len(body), len(want))
+				}
+				if got := resp.Header.Get("X-Cache"); got != wantCache {
+					t.Errorf("GET %s #%d X-Cache = %q, want %q", tt.path, i, got, wantCache)
+				}
+				if got := resp.Header.Get("Content-Type"); got != "application/json" {
+					t.Errorf("GET %s Content-Type = %q, want %q", tt.path, got, "application/json")
+				}
+				if got, want := resp.Header.Get("Content-Length"), strconv.Itoa(len(want)); got != want {
+					t.Errorf("GET %s Content-Length = %q, want %q", tt.path, got, want)
+				}
+				if got := resp.Header.Get("Content-Encoding"); got != "" {
+					t.Errorf("GET %s without Accept-Encoding: Content-Encoding = %q, want none", tt.path, got)
+				}
+				if got := resp.Header.Get("Warning"); got != "" {
+					t.Errorf("GET %s fresh: Warning = %q, want none", tt.path, got)
+				}
+				age(t, tt.path, resp)
+				got := resp.Header.Get("ETag")
+				if i == 0 {
+					etag = got
+				}
+				if got == "" || got != etag {
+					t.Errorf("GET %s #%d ETag = %q, want %q, the same on every answer", tt.path, i, got, etag)
+				}
+			}
+		})
+	}
+	if n := w.upstream.Requests(spotPath); n != 1 {
+		t.Errorf("upstream requests for spot = %d, want 1", n)
+	}
+}
+
+func TestExchangeInfo_COINM(t *testing.T) {
+	w := newWorld(t, false)
+	t.Run("not served", func(t *testing.T) {
+		srv := w.server(w.cache(exchangeinfo.Spot), nil)
+		resp, body := srv.get(coinmPath, nil)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET %s = %d, want %d", coinmPath, resp.StatusCode, http.StatusNotFound)
+		}
+		if code, _ := binanceError(t, coinmPath, resp, body); code >= 0 {
+			t.Errorf("GET %s code = %d, want a negative Binance code", coinmPath, code)
+		}
+		if n := w.upstream.Requests(coinmPath); n != 0 {
+			t.Errorf("upstream requests for coinm = %d, want 0", n)
+		}
+	})
+	t.Run("served", func(t *testing.T) {
+		srv := w.server(w.cache(exchangeinfo.COINM), nil)
+		resp, body := srv.get(coinmPath, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d %s, want 200", coinmPath, resp.StatusCode, body)
+		}
+		if want := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json"); !bytes.Equal(body, want) {
+			t.Errorf("GET %s body = %d bytes, want the fixture's %d", coinmPath, len(body), len(want))
+		}
+	})
+}
+
+// A second process over the same Redis answers from L2 without asking Binance.
+func TestExchangeInfo_HitL2(t *testing.T) {
+	w := newWorld(t, true)
+	first := w.server(w.cache(), nil)
+	resp, _ := first.get(spotPath, nil)
+	if got := resp.Header.Get("X-Cache"); resp.StatusCode != http.StatusOK || got != "MISS" {
+		t.Fatalf("GET %s = %d %s, want 200 MISS", spotPath, resp.StatusCode, got)
+	}
+	etag := resp.Header.Get("ETag")
+	before := w.upstream.Requests(spotPath)
+
+	second := w.server(w.cache(), nil)
+	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	for i, wantCache := range []string{"HIT-L2", "HIT-L1"} {
+		resp, body := second.get(spotPath, nil)
+		if got := resp.Header.Get("X-Cache"); resp.StatusCode != http.StatusOK || got != wantCache {
+			t.Errorf("GET %s #%d on a second cache = %d %s, want 200 %s", spotPath, i, resp.StatusCode, got, wantCache)
+		}
+		if !bytes.Equal(body, want) {
+			t.Errorf("GET %s #%d on a second cache: body differs from the fixture", spotPath, i)
+		}
+		if got := resp.Header.Get("ETag"); got != etag {
+			t.Errorf("GET %s #%d ETag = %q, want %q (the first process's)", spotPath, i, got, etag)
+		}
+	}
+	if n := w.upstream.Requests(spotPath); n != before {
+		t.Errorf("upstream requests after an L2 hit = %d, want %d", n, before)
+	}
+}
+
+func TestExchangeInfo_IfNoneMatch(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	resp, _ := srv.get(spotPath, nil)
+	etag := resp.Header.Get("ETag")
+	if !strings.HasPrefix(etag, `"`) || !strings.HasSuffix(etag, `"`) || len(etag) < 3 {
+		t.Fatalf("GET %s ETag = %q, want a quoted strong tag", spotPath, etag)
+	}
+	for _, tt := range []struct {
+		name   string
+		values []string // If-None-Match header lines
+		want   int
+	}{
+		{"same tag", []string{etag}, http.StatusNotModified},
+		{"other tag", []string{`"other"`}, http.StatusOK},
+		{"weak form", []string{"W/" + etag}, http.StatusNotModified},
+		{"weak other", []string{`W/"other"`}, http.StatusOK},
+		{"star", []string{"*"}, http.StatusNotModified},
+		{"list", []string{`"a", ` + etag}, http.StatusNotModified},
+		{"list without spaces", []string{`"a",` + etag + `,"b"`}, http.StatusNotModified},
+		{"list of others", []string{`"a", "b"`}, http.StatusOK},
+		{"second header line", []string{`"a"`, etag}, http.StatusNotModified},
+		{"unquoted", []string{strings.Trim(etag, `"`)}, http.StatusOK},
+		{"empty", []string{""}, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := srv.get(spotPath, http.Header{"If-None-Match": tt.values})
+			if resp.StatusCode != tt.want {
+				t.Fatalf("GET %s If-None-Match %q = %d, want %d", spotPath, tt.values, resp.StatusCode, tt.want)
+			}
+			if got := resp.Header.Get("ETag"); got != etag {
+				t.Errorf("GET %s If-None-Match %q ETag = %q, want %q", spotPath, tt.values, got, etag)
+			}
+			if got := resp.Header.Get("X-Cache"); got != "HIT-L1" {
+				t.Errorf("GET %s If-None-Match %q X-Cache = %q, want HIT-L1", spotPath, tt.values, got)
+			}
+			if tt.want == http.StatusNotModified && len(body) != 0 {
+				t.Errorf("GET %s If-None-Match %q body = %d bytes, want none", spotPath, tt.values, len(body))
+			}
+			if tt.want == http.StatusOK && !bytes.Equal(body, fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")) {
+				t.Errorf("GET %s If-None-Match %q body differs from the fixture", spotPath, tt.values)
+			}
+		})
+	}
+}
+
+func TestExchangeInfo_Gzip(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	for _, tt := range []struct {
+		name     string
+		values   []string // Accept-Encoding header lines; none if nil
+		wantGzip bool
+	}{
+		{"none", nil, false},
+		{"gzip", []string{"gzip"}, true},
+		{"browser", []string{"gzip, deflate, br, zstd"}, true},
+		{"upper case", []string{"GZIP"}, true},
+		{"with quality", []string{"br;q=1.0, gzip;q=0.5"}, true},
+		{"refused", []string{"gzip;q=0"}, false},
+		{"refused with spaces", []string{"gzip ; q = 0.000"}, false},
+		{"refused, upper-case Q", []string{"gzip;Q=0"}, false},
+		{"refused after another parameter", []string{"gzip;x=1;q=0"}, false},
+		{"second header line", []string{"br", "gzip"}, true},
+		{"identity", []string{"identity"}, false},
+		{"x-gzip", []string{"x-gzip"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := srv.get(spotPath, http.Header{"Accept-Encoding": tt.values})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s Accept-Encoding %q = %d, want 200", spotPath, tt.values, resp.StatusCode)
+			}
+			if got := resp.Header.Get("Vary"); got != "Accept-Encoding" {
+				t.Errorf("GET %s Accept-Encoding %q Vary = %q, want Accept-Encoding", spotPath, tt.values, got)
+			}
+			if got := resp.Header.Get("Content-Length"); got != strconv.Itoa(len(body)) {
+				t.Errorf("GET %s Accept-Encoding %q Content-Length = %q, want %d", spotPath, tt.values, got, len(body))
+			}
+			gotGzip := resp.Header.Get("Content-Encoding") == "gzip"
+			if gotGzip != tt.wantGzip {
+				t.Fatalf("GET %s Accept-Encoding %q gzipped = %v, want %v", spotPath, tt.values, gotGzip, tt.wantGzip)
+			}
+			if gotGzip {
+				if len(body) >= len(want)/4 {
+					t.Errorf("GET %s gzipped = %d bytes, want far fewer than %d", spotPath, len(body), len(want))
+				}
+				body = gunzip(t, body)
+			}
+			if !bytes.Equal(body, want) {
+				t.Errorf("GET %s Accept-Encoding %q body differs from the fixture", spotPath, tt.values)
+			}
+		})
+	}
+}
+
+func TestExchangeInfo_QueryRefused(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	for _, tt := range []struct {
+		query string
+		n     int // parameters sent
+	}{
+		{"symbol=BTCUSDT", 1},
+		{"symbols=%5B%22BTCUSDT%22%5D", 1},
+		{"permissions=SPOT", 1},
+		{"foo=1&bar=2", 2},
+		{"foo=1&foo=2", 2},
+		{"symbol=", 1},
+		{"a", 1},
+		{"=", 1},
+		{"&symbol=BTCUSDT&", 1},
+		// Malformed ones are parameters too, not an empty query: a client
+		// that asked for one symbol must not get all of them.
+		{"symbol=%", 1},
+		{"symbol=%ZZ", 1},
+		{"symbol=BTCUSDT;", 1},
+		{";;;", 1},
+		{"symbol=BTCUSDT;symbol=ETHUSDT&x=1", 2},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			target := spotPath + "?" + tt.query
+			resp, body := srv.get(target, nil)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("GET %s = %d, want %d", target, resp.StatusCode, http.StatusBadRequest)
+			}
+			code, msg := binanceError(t, target, resp, body)
+			wantMsg := fmt.Sprintf("Not all sent parameters were read; read '0' parameter(s) but was sent '%d'.", tt.n)
+			if code != -1104 || msg != wantMsg {
+				t.Errorf("GET %s = {%d %q}, want {-1104 %q}", target, code, msg, wantMsg)
+			}
+		})
+	}
+	// The exact bytes, for one.
+	resp, body := srv.get(spotPath+"?symbol=BTCUSDT", nil)
+	if want := `{"code":-1104,"msg":"Not all sent parameters were read; read '0' parameter(s) but was sent '1'."}`; strings.TrimSpace(string(body)) != want {
+		t.Errorf("GET %s?symbol=BTCUSDT body = %s, want %s", spotPath, body, want)
+	}
+	if resp.Header.Get("X-Cache") != "" {
+		t.Errorf("GET %s?symbol=BTCUSDT X-Cache = %q, want none on an error", spotPath, resp.Header.Get("X-Cache"))
+	}
+	// An empty query is no query.
+	for _, target := range []string{spotPath + "?", spotPath + "?&"} {
+		if resp, _ := srv.get(target, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", target, resp.StatusCode)
+		}
+	}
+	if n := w.upstream.Requests(spotPath); n != 1 {
+		t.Errorf("upstream requests = %d, want 1 (refused queries ask nothing)", n)
+	}
+}
+
+// syncBuffer is a log sink for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) count(level string) int {
+	return strings.Count(b.String(), `"level":"`+level+`"`)
+}
+
+func TestExchangeInfo_Unavailable(t *testing.T) {
+	w := newWorld(t, false)
+	w.upstream.Set(spotPath, fetchtest.Response{Status: http.StatusServiceUnavailable, Body: []byte("<html>down</html>")})
+	var logs syncBuffer
+	srv := w.server(w.cache(), slog.New(slog.NewJSONHandler(&logs, nil)))
+
+	resp, body := srv.get(spotPath, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET %s = %d %s, want 503", spotPath, resp.StatusCode, body)
+	}
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("GET %s Retry-After = %q, want a positive integer", spotPath, resp.Header.Get("Retry-After"))
+	}
+	if code, msg := binanceError(t, spotPath, resp, body); code >= 0 || msg == "" {
+		t.Errorf("GET %s = {%d %q}, want a negative code and a message", spotPath, code, msg)
+	}
+	if n := logs.count("ERROR"); n != 1 {
+		t.Errorf("error records after one 503 = %d, want 1; logs:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), spotPath) || !strings.Contains(logs.String(), `"status":503`) {
+		t.Errorf("logs = %s, want the path and status 503", logs.String())
+	}
+
+	// Client errors are not logged.
+	srv.get(spotPath+"?symbol=BTCUSDT", nil)
+	srv.get("/nope", nil)
+	if n := logs.count("ERROR"); n != 1 {
+		t.Errorf("error records after a 400 and a 404 = %d, want still 1; logs:\n%s", n, logs.String())
+	}
+}
+
+func TestExchangeInfo_Stale(t *testing.T) {
+	w := newWorld(t, true)
+	srv := w.server(w.cache(), nil)
+	resp, good := srv.get(spotPath, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d, want 200", spotPath, resp.StatusCode)
+	}
+	etag := resp.Header.Get("ETag")
+
+	const advance = 10 * time.Minute // past the default 5m TTL
+	w.clock.Advance(advance)
+	w.upstream.Set(spotPath, fetchtest.Response{
+		Status: http.StatusServiceUnavailable,
+		Header: http.Header{"Retry-After": {"120"}}, // no retry within the test
+		Body:   []byte("<html>503</html>"),
+	})
+	for i := range 2 { // the fallback, then the backoff's shortcut
+		resp, body := srv.get(spotPath, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s #%d = %d %s, want 200", spotPath, i, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("X-Cache"); got != "STALE" {
+			t.Errorf("GET %s #%d X-Cache = %q, want STALE", spotPath, i, got)
+		}
+		if got := resp.Header.Get("Warning"); !strings.HasPrefix(got, "110 ") || !strings.Contains(got, "upstream 503") {
+			t.Errorf("GET %s #%d Warning = %q, want 110 … naming the upstream 503", spotPath, i, got)
+		}
+		if got, min := age(t, spotPath, resp), int(advance/time.Second); got < min {
+			t.Errorf("GET %s #%d Age = %d, want >= %d", spotPath, i, got, min)
+		}
+		if got := resp.Header.Get("ETag"); got != etag {
+			t.Errorf("GET %s #%d ETag = %q, want %q", spotPath, i, got, etag)
+		}
+		if !bytes.Equal(body, good) {
+			t.Errorf("GET %s #%d stale body differs from the good one", spotPath, i)
+		}
+	}
+}
+
+type readiness struct {
+	Ready   *bool `json:"ready"`
+	Markets []struct {
+		Market string `json:"market"`
+		State  string `json:"state"`
+		Ready  bool   `json:"ready"`
+	} `json:"markets"`
+}
+
+func TestProbes(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+
+	if resp, body := srv.get("/healthz", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz = %d %s, want 200", resp.StatusCode, body)
+	}
+	ready := func(wantStatus int, wantReady bool, wantState string) {
+		t.Helper()
+		resp, body := srv.get("/readyz", nil)
+		if resp.StatusCode != wantStatus {
+			t.Errorf("GET /readyz = %d, want %d", resp.StatusCode, wantStatus)
+		}
+		var r readiness
+		if err := json.Unmarshal(body, &r); err != nil || r.Ready == nil {
+			t.Fatalf("GET /readyz body = %s, want {\"ready\":…,\"markets\":[…]}", body)
+		}
+		if *r.Ready != wantReady {
+			t.Errorf("GET /readyz ready = %v, want %v", *r.Ready, wantReady)
+		}
+		var got []string
+		for _, m := range r.Markets {
+			got = append(got, m.Market+":"+m.State)
+		}
+		want := []string{"spot:" + wantState, "usdm:" + wantState}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("GET /readyz markets = %q, want %q", got, want)
+		}
+	}
+	ready(http.StatusServiceUnavailable, false, "empty")
+	srv.get(spotPath, nil)
+	resp, body := srv.get("/readyz", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz with usdm empty = %d %s, want 503", resp.StatusCode, body)
+	}
+	srv.get(usdmPath, nil)
+	ready(http.StatusOK, true, "fresh")
+
+	for _, tt := range []struct {
+		method, target string
+		want           int
+	}{
+		{http.MethodGet, "/nope", http.StatusNotFound},
+		{http.MethodGet, "/api/v3/exchangeinfo", http.StatusNotFound}, // paths are case-sensitive, as Binance's
+		{http.MethodGet, "/api/v3/ticker/price", http.StatusNotFound},
+		{http.MethodPost, spotPath, http.StatusMethodNotAllowed},
+		{http.MethodDelete, usdmPath, http.StatusMethodNotAllowed},
+	} {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			resp, body := srv.do(tt.method, tt.target, nil)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%s %s = %d, want %d", tt.method, tt.target, resp.StatusCode, tt.want)
+			}
+			if code, _ := binanceError(t, tt.target, resp, body); code >= 0 {
+				t.Errorf("%s %s code = %d, want negative", tt.method, tt.target, code)
+			}
+		})
+	}
+}
+
+// scrape reads /metrics into a map from series (name{labels}) to value.
+func scrape(t *testing.T, srv *server) map[string]float64 {
+	t.Helper()
+	resp, body := srv.get("/metrics", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %d, want 200", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("GET /metrics Content-Type = %q, want text/plain", ct)
+	}
+	out := make(map[string]float64)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			t.Fatalf("GET /metrics: unparsable line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func TestMetrics(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	before := scrape(t, srv)
+	if _, ok := before[`symcache_snapshot_symbols{market="spot"}`]; ok {
+		t.Error(`symcache_snapshot_symbols{market="spot"} present before any fetch, want absent`)
+	}
+
+	for range 4 { // 1 miss, 3 L1 hits
+		srv.get(spotPath, nil)
+	}
+	srv.get(spotPath+"?symbol=BTCUSDT", nil)
+	srv.get("/nope", nil)
+	srv.do(http.MethodPost, spotPath, nil)
+	after := scrape(t, srv)
+
+	for _, tt := range []struct {
+		series string
+		delta  float64
+	}{
+		{`symcache_cache_hits_total{market="spot",tier="l1"}`, 3},
+		{`symcache_cache_misses_total{market="spot",tier="l1"}`, 1},
+		{`symcache_cache_hits_total{market="usdm",tier="l1"}`, 0},
+		{`symcache_upstream_fetches_total{market="spot",outcome="ok"}`, 1},
+		{`symcache_upstream_fetches_total{market="spot",outcome="status"}`, 0},
+		{`symcache_stale_served_total{market="spot"}`, 0},
+		{`symcache_http_requests_total{code="200",route="/api/v3/exchangeInfo"}`, 4},
+		{`symcache_http_requests_total{code="400",route="/api/v3/exchangeInfo"}`, 1},
+		{`symcache_http_requests_total{code="405",route="/api/v3/exchangeInfo"}`, 1},
+		{`symcache_http_requests_total{code="404",route="unmatched"}`, 1},
+		{`symcache_http_requests_total{code="200",route="/metrics"}`, 1},
+	} {
+		if got := after[tt.series] - before[tt.series]; got != tt.delta {
+			t.Errorf("GET /metrics %s moved by %v, want %v", tt.series, got, tt.delta)
+		}
+	}
+	if got, want := after[`symcache_snapshot_symbols{market="spot"}`], 2292.0; got != want {
+		t.Errorf(`GET /metrics symcache_snapshot_symbols{market="spot"} = %v, want %v`, got, want)
+	}
+	if got, ok := after[`symcache_snapshot_age_seconds{market="spot"}`]; !ok || got < 0 || got > 60 {
+		t.Errorf(`GET /metrics symcache_snapshot_age_seconds{market="spot"} = %v (present %v), want in [0, 60]`, got, ok)
+	}
+	if _, ok := after["go_goroutines"]; !ok {
+		t.Error("GET /metrics has no go_goroutines, want the Go collector")
+	}
+	process := false
+	for series := range after {
+		process = process || strings.HasPrefix(series, "process_")
+	}
+	if !process {
+		t.Error("GET /metrics has no process_ series, want the process collector")
+	}
+}
+
+// A request whose client went away is not counted as a success.
+func TestMetrics_Canceled(t *testing.T) {
+	w := newWorld(t, false)
+	w.upstream.Set(spotPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"), Delay: 200 * time.Millisecond})
+	c := w.cache()
+	h := w.handler(c, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, spotPath, nil))
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	metrics := rec.Body.String()
+	if strings.Contains(metrics, `symcache_http_requests_total{code="200",route="/api/v3/exchangeInfo"}`) {
+		t.Errorf("GET /metrics counts a canceled request as a 200:\n%s", grep(metrics, "symcache_http_requests_total"))
+	}
+	if !strings.Contains(metrics, `symcache_http_requests_total{code="499",route="/api/v3/exchangeInfo"} 1`) {
+		t.Errorf("GET /metrics = %s, want a canceled request counted as 499", grep(metrics, "symcache_http_requests_total"))
+	}
+}
+
+func grep(text, prefix string) string {
+	var out []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestNew(t *testing.T) {
+	if h, err := httpapi.New(httpapi.Config{}); err == nil || h != nil {
+		t.Errorf("New(Config{}) = %v, %v, want nil, an error", h, err)
+	}
+	w := newWorld(t, false)
+	if h, err := httpapi.New(httpapi.Config{Cache: w.cache()}); err != nil || h == nil {
+		t.Errorf("New(Config{Cache: c}) = %v, %v, want a handler, nil", h, err)
+	}
+}
+
+// warmHandler returns a handler over a cache that already holds spot in L1.
+func warmHandler(tb testing.TB) http.Handler {
+	tb.Helper()
+	w := newWorld(tb, false)
+	h := w.handler(w.cache(exchangeinfo.Spot), nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, spotPath, nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("X-Cache") != "MISS" {
+		tb.Fatalf("GET %s = %d %s, want 200 MISS", spotPath, rec.Code, rec.Header().Get("X-Cache"))
+	}
+	return h
+}
+
+// FuzzExchangeInfoQuery: whatever the query and the conditional and encoding
+// headers, the answer is never a 5xx, a 200 is the fixture (maybe gzipped),
+// and any parameter at all is refused with a 400.
+func FuzzExchangeInfoQuery(f *testing.F) {
+	h := warmHandler(f)
+	want := fetchtest.Fixture(f, "binance/spot_exchangeinfo.json")
+	f.Fuzz(func(t *testing.T, query, ifNoneMatch, acceptEncoding string) {
+		req := httptest.NewRequest(http.MethodGet, spotPath, nil)
+		req.URL.RawQuery = query
+		if ifNoneMatch != "" {
+			req.Header["If-None-Match"] = []string{ifNoneMatch}
+		}
+		if acceptEncoding != "" {
+			req.Header["Accept-Encoding"] = []string{acceptEncoding}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		target := spotPath + "?" + query
+
+		if rec.Code >= 500 {
+			t.Fatalf("GET %s = %d %s, want no 5xx", target, rec.Code, rec.Body)
+		}
+		params := 0
+		for part := range strings.SplitSeq(query, "&") {
+			if part != "" {
+				params++
+			}
+		}
+		if params > 0 {
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("GET %s = %d, want 400 (%d parameters sent)", target, rec.Code, params)
+			}
+			var e apiError
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == nil || e.Msg == nil || *e.Code != -1104 {
+				t.Fatalf("GET %s body = %s, want a -1104 Binance error", target, rec.Body)
+			}
+			if wantMsg := fmt.Sprintf("but was sent '%d'.", params); !strings.HasSuffix(*e.Msg, wantMsg) {
+				t.Fatalf("GET %s msg = %q, want it to end %q", target, *e.Msg, wantMsg)
+			}
+			return
+		}
+		switch rec.Code {
+		case http.StatusNotModified:
+			if rec.Body.Len() != 0 {
+				t.Fatalf("GET %s = 304 with %d bytes, want none", target, rec.Body.Len())
+			}
+		case http.StatusOK:
+			body := rec.Body.Bytes()
+			if rec.Header().Get("Content-Encoding") == "gzip" {
+				body = gunzip(t, body)
+			}
+			if !bytes.Equal(body, want) {
+				t.Fatalf("GET %s = 200 with a body other than the fixture", target)
+			}
+		default:
+			t.Fatalf("GET %s (no parameters) = %d, want 200 or 304", target, rec.Code)
+		}
+	})
+}
+
+func BenchmarkExchangeInfo_L1Hit(b *testing.B) {
+	h := warmHandler(b)
+	want := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	for _, bb := range []struct {
+		name, acceptEncoding string
+	}{
+		{"plain", ""},
+		{"gzip", "gzip"},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, spotPath, nil)
+			if bb.acceptEncoding != "" {
+				req.Header.Set("Accept-Encoding", bb.acceptEncoding)
+			}
+			// One body buffer for every answer, so the recorder's growth
+			// is not what is measured.
+			buf := bytes.NewBuffer(make([]byte, 0, len(want)+512))
+			serve := func() *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				buf.Reset()
+				rec.Body = buf
+				h.ServeHTTP(rec, req)
+				return rec
+			}
+			rec := serve()
+			if rec.Code != http.StatusOK || rec.Header().Get("X-Cache") != "HIT-L1" {
+				b.Fatalf("GET %s = %d %s, want 200 HIT-L1", spotPath, rec.Code, rec.Header().Get("X-Cache"))
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(buf.Len()))
+			for b.Loop() {
+				if rec := serve(); rec.Code != http.StatusOK {
+					b.Fatalf("GET %s = %d, want 200", spotPath, rec.Code)
+				}
+			}
+		})
+	}
+}
+
+// A panicking handler answers 500 with Binance's body and is counted and
+// logged, instead of dropping the connection.
+func TestPanicIsA500(t *testing.T) {
+	var logs bytes.Buffer
+	e, err := httpapi.New(httpapi.Config{Cache: panicking{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v3/exchangeInfo", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"code":-1000`) {
+		t.Errorf("GET on a panicking cache = %d %s, want 500 with code -1000", rec.Code, rec.Body.String())
+	}
+	if !strings.Contains(logs.String(), "boom") {
+		t.Errorf("logs = %s, want the panic logged", logs.String())
+	}
+}
+
+type panicking struct{}
+
+func (panicking) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) { panic("boom") }
+func (panicking) Ready() ([]symcache.MarketState, bool)                             { return nil, false }
+func (panicking) Stats() []symcache.Stats                                           { return nil }
