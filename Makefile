@@ -1,0 +1,42 @@
+# symcache: `make test` is what CI runs (.ci/run). It installs redis-server
+# when missing (Debian, as root), then runs vet, gofmt and the race-enabled
+# tests against real redis-server processes the tests start themselves.
+GO ?= go
+
+.PHONY: test deps vet fmt-check run replay build fuzz bench docker-build-check
+
+test: deps vet fmt-check
+	$(GO) test -race -count=1 ./...
+
+deps:
+	@./scripts/ensure-redis.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# The sidecar against Binance (set BINANCE_*_URL and REDIS_URL as needed).
+run:
+	$(GO) run ./cmd/sidecar
+
+# Recorded Binance answers on 127.0.0.1:9090, for running the sidecar offline:
+#   make replay &  BINANCE_SPOT_URL=http://127.0.0.1:9090 BINANCE_USDM_URL=http://127.0.0.1:9090 make run
+replay:
+	$(GO) run ./cmd/replay -addr 127.0.0.1:9090 -dir testdata/binance
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o sidecar ./cmd/sidecar
+
+# Short fuzzing of every parser and handler that takes outside input.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./exchangeinfo
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./l2
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./fetch
+	$(GO) test -run '^$$' -fuzz '^FuzzExchangeInfoQuery$$' -fuzztime $(FUZZTIME) ./httpapi
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/httpapi"
+)
+
+// BenchmarkLoopback compares, in one run, a GET of the full spot answer over
+// loopback HTTP from (a) a minimal net/http handler writing the bytes from
+// memory and (b) the sidecar on an L1 hit. The ratio of the two is the
+// sidecar's overhead; absolute numbers depend on the machine.
+func BenchmarkLoopback(b *testing.B) {
+	body := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	upstream := fetchtest.NewUpstream(b)
+	spot, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{upstream.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := symcache.New(symcache.Config{
+		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: spot},
+		RefreshInterval: -1,
+		TTL:             24 * time.Hour,
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cache.Close() })
+	if _, err := cache.Get(context.Background(), exchangeinfo.Spot); err != nil {
+		b.Fatal(err)
+	}
+	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	servers := []struct {
+		name string
+		h    http.Handler
+	}{
+		{"baseline-static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body)
+		})},
+		{"symcache-L1", h},
+	}
+	for _, s := range servers {
+		srv := httptest.NewServer(s.h)
+		b.Cleanup(srv.Close)
+		client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				resp, err := client.Get(srv.URL + exchangeinfo.Spot.Path())
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || n != int64(len(body)) {
+					b.Fatalf("GET = %d, %d bytes; want 200, %d", resp.StatusCode, n, len(body))
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,336 @@
+// Command sidecar serves Binance exchangeInfo from symcache's tiers over
+// localhost HTTP. Every setting comes from an environment variable or the
+// flag of the same meaning (flags win); `sidecar -h` lists them. A bad value
+// stops it at start with one line naming the setting, and exit status 2.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/l1"
+	"github.com/symcache/symcache/l2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// config is the validated configuration.
+type config struct {
+	addr          string
+	redisURL      string
+	markets       []exchangeinfo.Market
+	baseURLs      map[exchangeinfo.Market][]string
+	ttl           time.Duration
+	refresh       time.Duration
+	keyPrefix     string
+	l1MaxBytes    int64
+	adminToken    string
+	staleMax      time.Duration
+	stateDir      string
+	l2Encoding    l2.Encoding
+	redisOptions  *redis.Options
+	shutdownGrace time.Duration
+}
+
+// settingError is a bad configuration value; its text names the setting.
+type settingError struct{ name, msg string }
+
+func (e *settingError) Error() string { return "symcache: invalid " + e.name + ": " + e.msg }
+
+// parseConfig reads flags over environment defaults. Secrets (REDIS_URL,
+// SYMCACHE_ADMIN_TOKEN) are read from the environment after parsing, so that
+// -h never prints them.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: sidecar [flags]\n\nServes Binance exchangeInfo from a cache. Each flag's environment variable is in brackets; flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	var (
+		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address [SYMCACHE_ADDR]")
+		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL; empty runs without L2 [REDIS_URL]")
+		markets    = fs.String("markets", cmp.Or(getenv("SYMCACHE_MARKETS"), "spot,usdm"), "markets to serve and keep warm: spot, usdm, coinm [SYMCACHE_MARKETS]")
+		spotURL    = fs.String("binance-spot-url", cmp.Or(getenv("BINANCE_SPOT_URL"), exchangeinfo.Spot.DefaultBaseURL()), "spot base URL; a comma-separated list is tried in order [BINANCE_SPOT_URL]")
+		usdmURL    = fs.String("binance-usdm-url", cmp.Or(getenv("BINANCE_USDM_URL"), exchangeinfo.USDM.DefaultBaseURL()), "USD-M futures base URL(s) [BINANCE_USDM_URL]")
+		coinmURL   = fs.String("binance-coinm-url", cmp.Or(getenv("BINANCE_COINM_URL"), exchangeinfo.COINM.DefaultBaseURL()), "COIN-M futures base URL(s) [BINANCE_COINM_URL]")
+		ttl        = fs.String("ttl", cmp.Or(getenv("SYMCACHE_TTL"), "5m"), "freshness of L1 and L2 entries [SYMCACHE_TTL]")
+		refresh    = fs.String("refresh-interval", cmp.Or(getenv("SYMCACHE_REFRESH_INTERVAL"), "1m"), "background refresh period per market [SYMCACHE_REFRESH_INTERVAL]")
+		prefix     = fs.String("key-prefix", cmp.Or(getenv("SYMCACHE_KEY_PREFIX"), "symcache:"), "Redis key prefix [SYMCACHE_KEY_PREFIX]")
+		l1Max      = fs.String("l1-max-bytes", cmp.Or(getenv("SYMCACHE_L1_MAX_BYTES"), "536870912"), "L1 budget in bytes [SYMCACHE_L1_MAX_BYTES]")
+		adminToken = fs.String("admin-token", "", "bearer token for admin endpoints; empty disables them [SYMCACHE_ADMIN_TOKEN]")
+		staleMax   = fs.String("stale-max", cmp.Or(getenv("SYMCACHE_STALE_MAX"), "24h"), "oldest snapshot still served when Binance fails; 0 = no limit [SYMCACHE_STALE_MAX]")
+		stateDir   = fs.String("state-dir", getenv("SYMCACHE_STATE_DIR"), "folder for an on-disk last-good copy per market; empty = none [SYMCACHE_STATE_DIR]")
+		encoding   = fs.String("l2-encoding", cmp.Or(getenv("SYMCACHE_L2_ENCODING"), "json"), "json or gzip envelopes in Redis [SYMCACHE_L2_ENCODING]")
+	)
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, &settingError{"arguments", fmt.Sprintf("unexpected %q (settings are flags or environment variables)", fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// name is how an error refers to a setting: the flag if given, else the variable.
+	name := func(flagName, env string) string {
+		if set[flagName] {
+			return "-" + flagName
+		}
+		return env
+	}
+
+	cfg := config{
+		addr:          *addr,
+		redisURL:      cmp.Or(*redisURL, getenv("REDIS_URL")),
+		keyPrefix:     *prefix,
+		adminToken:    cmp.Or(*adminToken, getenv("SYMCACHE_ADMIN_TOKEN")),
+		stateDir:      *stateDir,
+		baseURLs:      map[exchangeinfo.Market][]string{},
+		shutdownGrace: 15 * time.Second,
+	}
+	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+		return config{}, &settingError{name("addr", "SYMCACHE_ADDR"), fmt.Sprintf("%q is not host:port", cfg.addr)}
+	}
+	seen := map[exchangeinfo.Market]bool{}
+	for _, s := range strings.Split(*markets, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		m, err := exchangeinfo.ParseMarket(s)
+		if err != nil {
+			return config{}, &settingError{name("markets", "SYMCACHE_MARKETS"), err.Error()}
+		}
+		if !seen[m] {
+			seen[m] = true
+			cfg.markets = append(cfg.markets, m)
+		}
+	}
+	if len(cfg.markets) == 0 {
+		return config{}, &settingError{name("markets", "SYMCACHE_MARKETS"), "no market given (want spot, usdm and/or coinm)"}
+	}
+	for m, v := range map[exchangeinfo.Market]struct{ flag, env, val string }{
+		exchangeinfo.Spot:  {"binance-spot-url", "BINANCE_SPOT_URL", *spotURL},
+		exchangeinfo.USDM:  {"binance-usdm-url", "BINANCE_USDM_URL", *usdmURL},
+		exchangeinfo.COINM: {"binance-coinm-url", "BINANCE_COINM_URL", *coinmURL},
+	} {
+		var list []string
+		for _, u := range strings.Split(v.val, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				list = append(list, u)
+			}
+		}
+		// Validate every market's URLs, served or not: a typo should not
+		// wait until the market is switched on.
+		if _, err := fetch.New(fetch.Config{Market: m, BaseURLs: list}); err != nil || len(list) == 0 {
+			msg := "empty"
+			if err != nil {
+				msg = err.Error()
+			}
+			return config{}, &settingError{name(v.flag, v.env), msg}
+		}
+		cfg.baseURLs[m] = list
+	}
+	var err error
+	if cfg.ttl, err = positiveDuration(*ttl); err != nil {
+		return config{}, &settingError{name("ttl", "SYMCACHE_TTL"), err.Error()}
+	}
+	if cfg.refresh, err = positiveDuration(*refresh); err != nil {
+		return config{}, &settingError{name("refresh-interval", "SYMCACHE_REFRESH_INTERVAL"), err.Error()}
+	}
+	if cfg.staleMax, err = time.ParseDuration(*staleMax); err != nil || cfg.staleMax < 0 {
+		return config{}, &settingError{name("stale-max", "SYMCACHE_STALE_MAX"), fmt.Sprintf("%q is not a duration >= 0 such as 24h", *staleMax)}
+	}
+	if cfg.l1MaxBytes, err = strconv.ParseInt(*l1Max, 10, 64); err != nil || cfg.l1MaxBytes <= 0 {
+		return config{}, &settingError{name("l1-max-bytes", "SYMCACHE_L1_MAX_BYTES"), fmt.Sprintf("%q is not a positive number of bytes", *l1Max)}
+	}
+	if cfg.l2Encoding, err = l2.ParseEncoding(*encoding); err != nil {
+		return config{}, &settingError{name("l2-encoding", "SYMCACHE_L2_ENCODING"), err.Error()}
+	}
+	if cfg.keyPrefix == "" {
+		return config{}, &settingError{name("key-prefix", "SYMCACHE_KEY_PREFIX"), "empty"}
+	}
+	if cfg.redisURL != "" {
+		if cfg.redisOptions, err = parseRedisURL(cfg.redisURL); err != nil {
+			return config{}, &settingError{name("redis-url", "REDIS_URL"), err.Error()}
+		}
+	}
+	return cfg, nil
+}
+
+func positiveDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 5m or 30s", s)
+	}
+	return d, nil
+}
+
+// parseRedisURL accepts redis:// and rediss:// URLs. Its errors never hold
+// the password.
+func parseRedisURL(raw string) (*redis.Options, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the whole URL
+		}
+		return nil, fmt.Errorf("not a URL: %s", redact(err.Error(), raw))
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("scheme %q: want redis:// or rediss://", u.Scheme)
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, errors.New(redact(err.Error(), raw))
+	}
+	return opts, nil
+}
+
+// redact removes the password of the URL raw from msg.
+func redact(msg, raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	// An unparsable URL: drop everything between "//" and "@".
+	if i, j := strings.Index(msg, "//"), strings.LastIndex(msg, "@"); i >= 0 && j > i {
+		msg = msg[:i+2] + "xxxxx" + msg[j:]
+	}
+	return msg
+}
+
+// run is the whole program; it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		var se *settingError
+		if errors.As(err, &se) {
+			fmt.Fprintln(stderr, se.Error())
+		} // the flag package has printed its own line for a bad flag
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("sidecar stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	if cfg.stateDir != "" {
+		log.Warn("SYMCACHE_STATE_DIR is not supported yet and is ignored", "state_dir", cfg.stateDir)
+	}
+	if cfg.adminToken != "" {
+		log.Warn("admin endpoints are not available yet; SYMCACHE_ADMIN_TOKEN is ignored")
+	}
+	if cfg.refresh >= cfg.ttl {
+		log.Warn("refresh interval is not shorter than the TTL: requests will sometimes wait for Binance",
+			"refresh_interval", cfg.refresh.String(), "ttl", cfg.ttl.String())
+	}
+
+	gate := fetch.NewGate()
+	ups := make(map[exchangeinfo.Market]symcache.Upstream, len(cfg.markets))
+	for _, m := range cfg.markets {
+		c, err := fetch.New(fetch.Config{Market: m, BaseURLs: cfg.baseURLs[m], Gate: gate, Logger: log})
+		if err != nil {
+			return err
+		}
+		ups[m] = c
+	}
+	mem, err := l1.New(l1.Config{MaxBytes: cfg.l1MaxBytes})
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	ccfg := symcache.Config{
+		Upstreams:       ups,
+		L1:              mem,
+		TTL:             cfg.ttl,
+		RefreshInterval: cfg.refresh,
+		StaleMax:        cmp.Or(cfg.staleMax, -1), // SPEC: 0 = no limit
+		Logger:          log,
+	}
+	if cfg.redisOptions != nil {
+		// go-redis prints connection trouble itself; l2 already warns about
+		// each failed call, so its lines go to the debug level.
+		redis.SetLogger(redisLogger{log})
+		cfg.redisOptions.ContextTimeoutEnabled = true // l2's per-call budget bounds socket I/O
+		rdb := redis.NewClient(cfg.redisOptions)
+		defer rdb.Close()
+		ccfg.L2 = l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Logger: log})
+	}
+	cache, err := symcache.New(ccfg)
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets), "l2", cfg.redisOptions != nil)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining connections")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// redisLogger sends go-redis' own log lines to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/l2/l2test"
+)
+
+// envFunc turns a map into a getenv.
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // the setting the line must name
+	}{
+		{"unknown market", map[string]string{"SYMCACHE_MARKETS": "spot,options"}, nil, "SYMCACHE_MARKETS"},
+		{"no market", map[string]string{"SYMCACHE_MARKETS": " , "}, nil, "SYMCACHE_MARKETS"},
+		{"market flag wins and is named", map[string]string{"SYMCACHE_MARKETS": "spot"}, []string{"-markets", "forex"}, "-markets"},
+		{"bad ttl", map[string]string{"SYMCACHE_TTL": "five minutes"}, nil, "SYMCACHE_TTL"},
+		{"zero ttl", map[string]string{"SYMCACHE_TTL": "0s"}, nil, "SYMCACHE_TTL"},
+		{"bad refresh", map[string]string{"SYMCACHE_REFRESH_INTERVAL": "-1m"}, nil, "SYMCACHE_REFRESH_INTERVAL"},
+		{"bad stale max", map[string]string{"SYMCACHE_STALE_MAX": "forever"}, nil, "SYMCACHE_STALE_MAX"},
+		{"bad l1 budget", map[string]string{"SYMCACHE_L1_MAX_BYTES": "512MB"}, nil, "SYMCACHE_L1_MAX_BYTES"},
+		{"bad encoding", map[string]string{"SYMCACHE_L2_ENCODING": "brotli"}, nil, "SYMCACHE_L2_ENCODING"},
+		{"bad spot url", map[string]string{"BINANCE_SPOT_URL": "api.binance.com"}, nil, "BINANCE_SPOT_URL"},
+		{"ftp usdm url", map[string]string{"BINANCE_USDM_URL": "ftp://fapi.binance.com"}, nil, "BINANCE_USDM_URL"},
+		{"second coinm url bad", map[string]string{"BINANCE_COINM_URL": "https://dapi.binance.com,::"}, nil, "BINANCE_COINM_URL"},
+		{"bad redis scheme", map[string]string{"REDIS_URL": "http://localhost:6379"}, nil, "REDIS_URL"},
+		{"bad redis url", map[string]string{"REDIS_URL": "redis://:hunter2@localhost:port/0"}, nil, "REDIS_URL"},
+		{"bad redis db", map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/zero"}, nil, "REDIS_URL"},
+		{"bad addr", map[string]string{"SYMCACHE_ADDR": "8080"}, nil, "SYMCACHE_ADDR"},
+		{"empty prefix flag", nil, []string{"-key-prefix", ""}, "-key-prefix"},
+		{"stray argument", nil, []string{"serve"}, "arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := run(context.Background(), tt.args, envFunc(tt.env), &out)
+			if code != 2 {
+				t.Fatalf("run(%v, %v) = %d, want 2 (output %q)", tt.args, tt.env, code, out.String())
+			}
+			lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("output = %q, want one line naming %s", out.String(), tt.want)
+			}
+			if strings.Contains(out.String(), "hunter2") {
+				t.Errorf("output %q shows the Redis password", out.String())
+			}
+		})
+	}
+}
+
+func TestRun_UnknownFlag(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"-no-such-flag"}, envFunc(nil), &out); code != 2 {
+		t.Errorf("run(-no-such-flag) = %d, want 2", code)
+	}
+}
+
+func TestRun_HelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	env := map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/0", "SYMCACHE_ADMIN_TOKEN": "s3cret-token"}
+	if code := run(context.Background(), []string{"-h"}, envFunc(env), &out); code != 0 {
+		t.Fatalf("run(-h) = %d, want 0", code)
+	}
+	for _, v := range []string{
+		"SYMCACHE_ADDR", "REDIS_URL", "SYMCACHE_MARKETS", "BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL",
+		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
+		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING",
+		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`,
+	} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("-h output lacks %s:\n%s", v, out.String())
+		}
+	}
+	for _, secret := range []string{"hunter2", "s3cret-token"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("-h output shows the secret %q", secret)
+		}
+	}
+}
+
+func TestParseConfig_FlagsWinOverEnv(t *testing.T) {
+	env := map[string]string{"SYMCACHE_TTL": "10m", "SYMCACHE_MARKETS": "coinm", "SYMCACHE_STALE_MAX": "0", "REDIS_URL": "redis://localhost:6379/2"}
+	cfg, err := parseConfig([]string{"-ttl", "30s", "-markets", "usdm,spot,usdm"}, envFunc(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ttl != 30*time.Second {
+		t.Errorf("ttl = %v, want 30s (flag)", cfg.ttl)
+	}
+	if got := cfg.markets; len(got) != 2 || got[0] != exchangeinfo.USDM || got[1] != exchangeinfo.Spot {
+		t.Errorf("markets = %v, want [usdm spot]", got)
+	}
+	if cfg.staleMax != 0 || cfg.refresh != time.Minute || cfg.l1MaxBytes != 536870912 || cfg.keyPrefix != "symcache:" {
+		t.Errorf("cfg = %+v, want stale-max 0, refresh 1m, the default budget and prefix", cfg)
+	}
+	if cfg.redisOptions == nil || cfg.redisOptions.DB != 2 {
+		t.Errorf("redis options = %+v, want DB 2", cfg.redisOptions)
+	}
+	if got := cfg.baseURLs[exchangeinfo.COINM]; len(got) != 1 || got[0] != "https://dapi.binance.com" {
+		t.Errorf("coinm base URLs = %v, want the default", got)
+	}
+}
+
+// sidecar is one run of the program in the test process.
+type sidecar struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan int
+	out    *syncBuffer
+}
+
+func startSidecar(t *testing.T, env map[string]string) *sidecar {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env["SYMCACHE_ADDR"] = addr
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sidecar{addr: addr, cancel: cancel, done: make(chan int, 1), out: &syncBuffer{}}
+	go func() { s.done <- run(ctx, nil, envFunc(env), s.out) }()
+	t.Cleanup(func() { s.stop(t) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case code := <-s.done:
+			t.Fatalf("sidecar exited with %d before serving:\n%s", code, s.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar not serving after 10s:\n%s", s.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop cancels the run, as SIGTERM does, and checks it exits 0.
+func (s *sidecar) stop(t *testing.T) {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case code := <-s.done:
+		if code != 0 {
+			t.Errorf("sidecar exit status = %d, want 0:\n%s", code, s.out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("sidecar did not stop within 20s")
+	}
+}
+
+func (s *sidecar) get(t *testing.T, path string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", path, err)
+	}
+	return resp, body
+}
+
+// The acceptance path of the read-path issue: byte-identical answers, a
+// second request from L1, and a restarted sidecar answering from Redis
+// without calling Binance.
+func TestRun_EndToEnd(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	redisSrv := l2test.Start(t)
+	env := func() map[string]string {
+		return map[string]string{
+			"REDIS_URL":        redisSrv.URL(),
+			"BINANCE_SPOT_URL": upstream.URL,
+			"BINANCE_USDM_URL": upstream.URL,
+		}
+	}
+	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+
+	first := startSidecar(t, env())
+	resp, body := first.get(t, "/api/v3/exchangeInfo")
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Fatalf("GET /api/v3/exchangeInfo = %d, %d bytes; want 200 and the recorded %d bytes", resp.StatusCode, len(body), len(want))
+	}
+	resp, _ = first.get(t, "/api/v3/exchangeInfo")
+	if got := resp.Header.Get("X-Cache"); got != "HIT-L1" {
+		t.Errorf("second GET X-Cache = %q, want HIT-L1", got)
+	}
+	if resp, _ := first.get(t, "/readyz"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz = %d, want 200", resp.StatusCode)
+	}
+	first.stop(t)
+	if !strings.Contains(first.out.String(), `"msg":"stopped"`) {
+		t.Errorf("log lacks the graceful stop:\n%s", first.out.String())
+	}
+	spotCalls := upstream.Requests(exchangeinfo.Spot.Path())
+
+	second := startSidecar(t, env())
+	resp, body = second.get(t, "/api/v3/exchangeInfo")
+	if got := resp.Header.Get("X-Cache"); got != "HIT-L2" || !bytes.Equal(body, want) {
+		t.Errorf("restarted sidecar's first GET: X-Cache %q, body equal %v; want HIT-L2, true", got, bytes.Equal(body, want))
+	}
+	if n := upstream.Requests(exchangeinfo.Spot.Path()); n != spotCalls {
+		t.Errorf("upstream spot requests after the restart = %d, want %d (unchanged)", n, spotCalls)
+	}
+	resp, _ = second.get(t, "/fapi/v1/exchangeInfo")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /fapi/v1/exchangeInfo = %d, want 200", resp.StatusCode)
+	}
+	if strings.Contains(second.out.String(), `"level":"ERROR"`) {
+		t.Errorf("errors logged:\n%s", second.out.String())
+	}
+}
+
+// With Redis unreachable from the start, the sidecar serves from Binance.
+func TestRun_RedisDownAtStart(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	s := startSidecar(t, map[string]string{
+		"REDIS_URL":        "redis://" + dead + "/0",
+		"BINANCE_SPOT_URL": upstream.URL,
+		"SYMCACHE_MARKETS": "spot",
+	})
+	resp, body := s.get(t, "/api/v3/exchangeInfo")
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")) {
+		t.Errorf("GET with Redis down = %d, %d bytes; want 200 and the recorded body", resp.StatusCode, len(body))
+	}
+	s.stop(t)
+	if !strings.Contains(s.out.String(), `"level":"WARN"`) {
+		t.Errorf("no warning logged with Redis down:\n%s", s.out.String())
+	}
+}
+
+// syncBuffer collects the program's output across goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
