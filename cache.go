@@ -122,6 +122,9 @@ type Result struct {
 	Source   Source
 	// Reason says why a Stale result was served, e.g. "upstream 503".
 	Reason string
+	// Expires is when the snapshot stops being fresh (its fetch time plus
+	// Config.TTL); in the past for a Stale result.
+	Expires time.Time
 }
 
 // Cache is the composed read path. It is safe for concurrent use. Close it
@@ -239,6 +242,14 @@ func (c *Cache) Markets() []exchangeinfo.Market {
 // else from Binance, else the last good one (see the package doc). If ctx ends
 // first, Get returns ctx.Err(); a fetch it started goes on for other callers.
 func (c *Cache) Get(ctx context.Context, m exchangeinfo.Market) (Result, error) {
+	r, err := c.get(ctx, m)
+	if err == nil {
+		r.Expires = r.Snapshot.FetchedAt().Add(c.cfg.TTL)
+	}
+	return r, err
+}
+
+func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) {
 	ms, ok := c.markets[m]
 	if !ok {
 		return Result{}, fmt.Errorf("%w: %q", ErrUnknownMarket, string(m))

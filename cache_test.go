@@ -112,6 +112,9 @@ func TestCache_Get_EachTier(t *testing.T) {
 	if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
 		t.Fatal("Get(spot) on a miss: body differs from the upstream's bytes")
 	}
+	if want := r.Snapshot.FetchedAt().Add(5 * time.Minute); !r.Expires.Equal(want) {
+		t.Errorf("Expires = %v, want fetch time + TTL = %v", r.Expires, want)
+	}
 	get(t, c, exchangeinfo.Spot, symcache.HitL1)
 	if n := spotRequests(e.upstream); n != 1 {
 		t.Fatalf("upstream requests after a miss and a hit = %d, want 1", n)
