@@ -1,9 +1,12 @@
 // Package exchangeinfo is symcache's domain: Binance markets, the exchangeInfo
-// Snapshot built from Binance's answer bytes as received, and Parse, which
-// validates an answer and indexes its symbols.
+// Snapshot built from Binance's answer bytes as received, Parse, which
+// validates an answer and indexes its symbols, and the query semantics of
+// Binance's exchangeInfo endpoints: ParseQuery, and Snapshot.Answer, which
+// answers a query as Binance would.
 //
-// A Snapshot never changes once built. Its Body is served as is; lookups use
-// the index, whose entries point into Body, so nothing is re-encoded.
+// A Snapshot never changes once built. Its Body is served as is; lookups and
+// answers use the index, whose entries point into Body, so nothing is
+// re-encoded.
 package exchangeinfo
 
 import (
@@ -60,8 +63,15 @@ type Snapshot struct {
 	symbols    []Symbol
 	index      map[string]int
 
+	// The symbols array is body[arrOpen] == '[' … body[arrClose] == ']';
+	// Answer keeps the bytes around it as they are.
+	arrOpen, arrClose int
+
 	gzipOnce sync.Once
 	gzipBody []byte
+
+	setsOnce sync.Once
+	sets     []span // per symbol: its "permissionSets" value within Raw; see permissionSets
 }
 
 // Parse validates body as an exchangeInfo answer of market m and indexes it.
@@ -71,8 +81,8 @@ type Snapshot struct {
 // It rejects, with an *InvalidError: anything that is not one complete JSON
 // object (an HTML page, a body cut short, trailing data), a Binance error body
 // ({"code":…,"msg":…}), a missing or non-numeric serverTime, a missing or
-// empty symbols array, and symbol objects without a name or with a name seen
-// before.
+// empty symbols array, a second symbols key, and symbol objects without a
+// name or with a name seen before.
 func Parse(m Market, body []byte, fetchedAt time.Time) (*Snapshot, error) {
 	if !m.Valid() {
 		return nil, fmt.Errorf("parse exchangeInfo: unknown market %q", string(m))
@@ -87,9 +97,16 @@ func Parse(m Market, body []byte, fetchedAt time.Time) (*Snapshot, error) {
 	if err := s.scan(); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(body)
-	s.etag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	s.etag = ETag(body)
 	return s, nil
+}
+
+// ETag returns a strong HTTP entity tag (quoted) for b: a hash of the bytes
+// alone, so every process gives the same tag for the same bytes. Parse uses
+// it for Body, so the answer to a full Query has the snapshot's ETag.
+func ETag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
 // scan walks the top-level object once, keeping serverTime and the span of
@@ -113,6 +130,9 @@ func (s *Snapshot) scan() error {
 		key, _ := tok.(string)
 		switch key {
 		case "symbols":
+			if sawSymbols {
+				return invalid("symbols appears twice")
+			}
 			sawSymbols = true
 			if err := s.scanSymbols(dec); err != nil {
 				return err
@@ -180,6 +200,7 @@ func (s *Snapshot) scanSymbols(dec *json.Decoder) error {
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return invalid("symbols is not an array")
 	}
+	s.arrOpen = int(dec.InputOffset()) - 1 // the offset just after the '[' token
 	s.symbols = make([]Symbol, 0, 1024)
 	s.index = make(map[string]int, 1024)
 	for i := 0; dec.More(); i++ {
@@ -200,7 +221,11 @@ func (s *Snapshot) scanSymbols(dec *json.Decoder) error {
 		s.index[sym.Name] = len(s.symbols)
 		s.symbols = append(s.symbols, sym)
 	}
-	return expectDelim(dec, ']', s.body)
+	if err := expectDelim(dec, ']', s.body); err != nil {
+		return err
+	}
+	s.arrClose = int(dec.InputOffset()) - 1
+	return nil
 }
 
 func parseSymbol(obj []byte) (Symbol, error) {

@@ -138,6 +138,7 @@ func TestParse_Rejects(t *testing.T) {
 		{"symbol without name", `{"serverTime":1,"symbols":[{"symbol":"A"},{"status":"TRADING"}]}`, "symbols[1]: no symbol name"},
 		{"symbol name not string", `{"serverTime":1,"symbols":[{"symbol":7}]}`, "symbols[0]"},
 		{"duplicate symbol", `{"serverTime":1,"symbols":[{"symbol":"A"},{"symbol":"A"}]}`, "duplicate"},
+		{"symbols twice", `{"serverTime":1,"symbols":[{"symbol":"A"}],"symbols":[{"symbol":"B"}]}`, "symbols appears twice"},
 		{"no serverTime", `{"symbols":[{"symbol":"A"}]}`, "no serverTime"},
 		{"bad serverTime", `{"serverTime":"x","symbols":[{"symbol":"A"}]}`, "serverTime"},
 		{"negative serverTime", `{"serverTime":-5,"symbols":[{"symbol":"A"}]}`, "serverTime"},
@@ -250,6 +251,11 @@ func FuzzParse(f *testing.F) {
 			if got, ok := s.Lookup(sym.Name); !ok || got.Name != sym.Name {
 				t.Fatalf("Lookup(%q) = %v, %v", sym.Name, got.Name, ok)
 			}
+		}
+		// Every accepted snapshot can answer a query that rewrites objects.
+		hidden, err := s.Answer(exchangeinfo.Query{HidePermissionSets: true})
+		if err != nil || !json.Valid(hidden) {
+			t.Fatalf("Answer(showPermissionSets=false) = %.100q, %v; want valid JSON", hidden, err)
 		}
 		// A snapshot survives a round trip through its own bytes.
 		again, err := exchangeinfo.Parse(exchangeinfo.Spot, bytes.Clone(s.Body()), time.Unix(0, 0))
