@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/rules"
 )
 
 // Backend is what the handlers need of a *symcache.Cache.
@@ -43,10 +45,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// apiError is Binance's error body. As an error, it is bad input: status 400.
+// apiError is Binance's error body. As an error, it is answered with
+// Status, or 400 (bad input) when Status is zero.
 type apiError struct {
-	Code int    `json:"code"`
-	Msg  string `json:"msg"`
+	Status int    `json:"-"`
+	Code   int    `json:"code"`
+	Msg    string `json:"msg"`
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("binance error %d: %s", e.Code, e.Msg) }
@@ -93,52 +97,86 @@ func New(cfg Config) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.handleError
 	e.Use(h.count)
+	// Every GET route answers HEAD too.
+	get := func(path string, hf echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, hf) }
 	for _, m := range exchangeinfo.Markets() {
-		e.GET(m.Path(), h.exchangeInfo(m))
+		get(m.Path(), h.exchangeInfo(m))
 	}
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", h.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	get("/v1/symbols/:market", h.listSymbols)
+	get("/v1/symbols/:market/:symbol", h.symbol)
+	get("/v1/symbols/:market/:symbol/rules", h.symbolRules)
+	get("/v1/symbols/:market/:symbol/normalize", h.normalize)
+	get("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	get("/readyz", h.readyz)
+	get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	return e, nil
 }
 
-// exchangeInfo answers a market's Binance path with the cached body, as
-// received from Binance.
+// exchangeInfo answers a market's Binance path as Binance would: the cached
+// body as received for a plain request, the selected symbols for a query.
 func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		// Query filters come with the query API; until then any parameter is
-		// refused as Binance refuses parameters it does not read (-1104, see
-		// https://developers.binance.com/docs/binance-spot-api-docs/errors),
-		// rather than silently answering the full list. A malformed
-		// parameter counts too: dropping it would answer the full list.
-		if n := countParams(r.URL.RawQuery); n > 0 {
-			return &apiError{Code: -1104, Msg: fmt.Sprintf("Not all sent parameters were read; read '0' parameter(s) but was sent '%d'.", n)}
+		q, err := exchangeinfo.ParseQuery(m, r.URL.RawQuery)
+		if err != nil {
+			return err
 		}
 		res, err := h.cache.Get(r.Context(), m)
 		if err != nil {
 			return err
 		}
 		s := res.Snapshot
-		hdr := c.Response().Header()
-		hdr.Set("X-Cache", res.Source.String())
-		hdr.Set("Age", strconv.FormatInt(int64(max(s.Age(h.now()), 0)/time.Second), 10))
-		hdr.Set("ETag", s.ETag())
-		hdr.Set("Vary", "Accept-Encoding")
-		if res.Source == symcache.Stale {
-			hdr.Set("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
+		if q.Full() {
+			return h.write(c, res, s.ETag(), func() ([]byte, error) { return s.Body(), nil }, s.Gzip)
 		}
-		if etagMatch(r.Header.Values("If-None-Match"), s.ETag()) {
-			return c.NoContent(http.StatusNotModified)
-		}
-		body := s.Body()
-		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
-			body = s.Gzip()
-			hdr.Set("Content-Encoding", "gzip")
-		}
-		hdr.Set("Content-Length", strconv.Itoa(len(body)))
-		return c.Blob(http.StatusOK, "application/json", body)
+		return h.write(c, res, derivedETag(s, r), func() ([]byte, error) { return s.Answer(q) }, nil)
 	}
+}
+
+// write sends a data answer made from res's snapshot with the caching
+// headers: X-Cache, Age, ETag, Last-Modified, Cache-Control (the remaining
+// freshness), and Warning when stale. A matching If-None-Match gets 304
+// before body is called. gz, when not nil, gives the body gzip-compressed
+// (computed once per snapshot) for clients that accept it; other answers are
+// small or cheap to send plain on a local link, so they are not compressed
+// per request.
+func (h *handler) write(c echo.Context, res symcache.Result, etag string, body func() ([]byte, error), gz func() []byte) error {
+	r, s, now := c.Request(), res.Snapshot, h.now()
+	hdr := c.Response().Header()
+	hdr.Set("X-Cache", res.Source.String())
+	hdr.Set("Age", strconv.FormatInt(int64(max(s.Age(now), 0)/time.Second), 10))
+	hdr.Set("ETag", etag)
+	hdr.Set("Last-Modified", s.FetchedAt().UTC().Format(http.TimeFormat))
+	hdr.Set("Cache-Control", "max-age="+strconv.FormatInt(int64(max(res.Expires.Sub(now), 0)/time.Second), 10))
+	if gz != nil {
+		hdr.Set("Vary", "Accept-Encoding")
+	}
+	if res.Source == symcache.Stale {
+		hdr.Set("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
+	}
+	if etagMatch(r.Header.Values("If-None-Match"), etag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	b, err := body()
+	if err != nil {
+		for _, k := range []string{"ETag", "Last-Modified", "Cache-Control", "Vary"} {
+			hdr.Del(k) // they describe an answer that is not sent
+		}
+		return err
+	}
+	if gz != nil && acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		b = gz()
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	return c.Blob(http.StatusOK, "application/json", b)
+}
+
+// derivedETag tags an answer computed from a snapshot and the request: the
+// same snapshot and URL always give the same bytes, so the tag needs neither
+// the bytes nor the work of making them.
+func derivedETag(s *exchangeinfo.Snapshot, r *http.Request) string {
+	return exchangeinfo.ETag([]byte(s.ETag() + "\x00" + r.URL.RequestURI()))
 }
 
 func (h *handler) readyz(c echo.Context) error {
@@ -160,11 +198,17 @@ func (h *handler) handleError(err error, c echo.Context) {
 	}
 	status, body := http.StatusInternalServerError, apiError{Code: -1000, Msg: "An unknown error occurred while processing the request."}
 	var bad *apiError
+	var qe *exchangeinfo.QueryError
+	var ie *rules.InputError
 	var he *echo.HTTPError
 	var ue *symcache.UnavailableError
 	switch {
 	case errors.As(err, &bad):
-		status, body = http.StatusBadRequest, *bad
+		status, body = cmp.Or(bad.Status, http.StatusBadRequest), *bad
+	case errors.As(err, &qe):
+		status, body = http.StatusBadRequest, apiError{Code: qe.Code, Msg: qe.Msg}
+	case errors.As(err, &ie):
+		status, body = http.StatusBadRequest, apiError{Code: -1130, Msg: fmt.Sprintf("Data sent for parameter '%s' is not valid: %s", ie.Field, ie.Msg)}
 	case errors.As(err, &ue):
 		status, body = http.StatusServiceUnavailable, apiError{Code: -1008, Msg: "No exchangeInfo can be served right now; please try again later."}
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int((ue.RetryAfter+time.Second-1)/time.Second)))
@@ -215,19 +259,6 @@ func recovered(next echo.HandlerFunc, c echo.Context) (err error) {
 		}
 	}()
 	return next(c)
-}
-
-// countParams counts the parameters of a raw query: its non-empty parts
-// between "&"s, whether or not they decode (url.ParseQuery would drop a
-// malformed one, such as "symbol=%" or "symbol=BTCUSDT;").
-func countParams(rawQuery string) int {
-	n := 0
-	for part := range strings.SplitSeq(rawQuery, "&") {
-		if part != "" {
-			n++
-		}
-	}
-	return n
 }
 
 // etagMatch implements If-None-Match's weak comparison for GET, over every
