@@ -36,7 +36,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./exchangeinfo
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./l2
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./fetch
+	$(GO) test -run '^$$' -fuzz '^FuzzParseQueryAnswer$$' -fuzztime $(FUZZTIME) ./exchangeinfo
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzExchangeInfoQuery$$' -fuzztime $(FUZZTIME) ./httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzConvenienceAPI$$' -fuzztime $(FUZZTIME) ./httpapi
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"compress/gzip"
 	"context"
 	"io"
 	"log/slog"
@@ -23,28 +24,7 @@ import (
 // sidecar's overhead; absolute numbers depend on the machine.
 func BenchmarkLoopback(b *testing.B) {
 	body := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
-	upstream := fetchtest.NewUpstream(b)
-	spot, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{upstream.URL}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cache, err := symcache.New(symcache.Config{
-		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: spot},
-		RefreshInterval: -1,
-		TTL:             24 * time.Hour,
-		Logger:          slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cache.Close() })
-	if _, err := cache.Get(context.Background(), exchangeinfo.Spot); err != nil {
-		b.Fatal(err)
-	}
-	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := sidecarHandler(b)
 	servers := []struct {
 		name string
 		h    http.Handler
@@ -73,6 +53,82 @@ func BenchmarkLoopback(b *testing.B) {
 				if resp.StatusCode != http.StatusOK || n != int64(len(body)) {
 					b.Fatalf("GET = %d, %d bytes; want 200, %d", resp.StatusCode, n, len(body))
 				}
+			}
+		})
+	}
+}
+
+// sidecarHandler is httpapi over a cache holding the recorded spot answer in L1.
+func sidecarHandler(b *testing.B) http.Handler {
+	upstream := fetchtest.NewUpstream(b)
+	spot, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{upstream.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := symcache.New(symcache.Config{
+		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: spot},
+		RefreshInterval: -1,
+		TTL:             24 * time.Hour,
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cache.Close() })
+	if _, err := cache.Get(context.Background(), exchangeinfo.Spot); err != nil {
+		b.Fatal(err)
+	}
+	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// BenchmarkFilteredAnswer decides whether filtered answers should be gzipped
+// per request: it measures, in one run, a GET of the answer sent plain over
+// loopback against the CPU cost alone of compressing it (fastest level).
+func BenchmarkFilteredAnswer(b *testing.B) {
+	body := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	snap, err := exchangeinfo.Parse(exchangeinfo.Spot, body, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(sidecarHandler(b))
+	b.Cleanup(srv.Close)
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for _, query := range []string{"symbol=BTCUSDT", "symbolStatus=TRADING"} {
+		q, err := exchangeinfo.ParseQuery(exchangeinfo.Spot, query)
+		if err != nil {
+			b.Fatal(err)
+		}
+		answer, err := snap.Answer(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(query+"/plain-over-loopback", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(answer)))
+			for b.Loop() {
+				resp, err := client.Get(srv.URL + exchangeinfo.Spot.Path() + "?" + query)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if n != int64(len(answer)) {
+					b.Fatalf("read %d bytes, want %d", n, len(answer))
+				}
+			}
+		})
+		b.Run(query+"/gzip-cpu-only", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(answer)))
+			zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+			for b.Loop() {
+				zw.Reset(io.Discard)
+				zw.Write(answer)
+				zw.Close()
 			}
 		})
 	}

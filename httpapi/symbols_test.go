@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -382,4 +383,37 @@ func sameDecimal(a, b string) bool {
 	x, ok1 := new(big.Rat).SetString(a)
 	y, ok2 := new(big.Rat).SetString(b)
 	return ok1 && ok2 && x.Cmp(y) == 0
+}
+
+// FuzzConvenienceAPI: no query string or symbol name makes the /v1 routes
+// answer a 5xx or panic; errors are Binance-shaped.
+func FuzzConvenienceAPI(f *testing.F) {
+	h := warmHandler(f)
+	f.Fuzz(func(t *testing.T, route uint8, symbol, query string) {
+		paths := []string{"/v1/symbols/spot", "/v1/symbols/spot/%s", "/v1/symbols/spot/%s/rules", "/v1/symbols/spot/%s/normalize"}
+		path := paths[int(route)%len(paths)]
+		if strings.Contains(path, "%s") {
+			path = strings.Replace(path, "%s", url.PathEscape(symbol), 1)
+		}
+		u, err := url.Parse(path)
+		if err != nil {
+			return
+		}
+		u.RawQuery = query
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL, req.RequestURI = u, u.RequestURI()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("GET %s?%s = %d %s, want no 5xx", path, query, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var e apiError
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == nil || *e.Code >= 0 {
+				t.Fatalf("GET %s?%s = %d %s, want a Binance-shaped error", path, query, rec.Code, rec.Body)
+			}
+		} else if rec.Code == http.StatusOK && !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("GET %s?%s = 200 with invalid JSON", path, query)
+		}
+	})
 }
