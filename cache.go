@@ -291,6 +291,7 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 	if c.l2 != nil {
 		if s := c.readL2(ctx, ms, c.l2.Current, "current"); s != nil && c.fresh(s) {
 			ms.stats.l2Hits.Add(1)
+			s.Gzip() // compressed once, before anyone is served from it
 			c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
 			c.remember(ms, s)
 			return Result{Snapshot: s, Source: HitL2}, nil
@@ -324,6 +325,7 @@ func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, 
 		}
 		ms.stats.fetch(outcomeOK).Add(1)
 		ms.succeeded()
+		s.Gzip() // compressed once, when the snapshot is made, not per request
 		c.store(ctx, s)
 		c.remember(ms, s)
 		return s, nil
