@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,17 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailab
 
 func (e *UnavailableError) Unwrap() error { return e.Cause }
 
+// ShrinkError rejects an upstream answer that lost more symbols than
+// Config.MaxSymbolLoss allows, compared with the last good snapshot.
+type ShrinkError struct {
+	Market   exchangeinfo.Market
+	Had, Got int // symbols in the last good snapshot and in the answer
+}
+
+func (e *ShrinkError) Error() string {
+	return fmt.Sprintf("symcache %s: upstream answer lost %d of %d symbols", e.Market, e.Had-e.Got, e.Had)
+}
+
 // Memory is the in-process tier, as *l1.Cache implements it.
 type Memory interface {
 	Get(m exchangeinfo.Market) (*exchangeinfo.Snapshot, bool)
@@ -81,6 +93,12 @@ type Store interface {
 	Current(ctx context.Context, market string) (l2.Envelope, error)
 	LastGood(ctx context.Context, market string) (l2.Envelope, error)
 	Put(ctx context.Context, e l2.Envelope, ttl time.Duration) error
+}
+
+// Disk is an on-disk last good copy per market, as *disk.Store implements it.
+type Disk interface {
+	Load(m exchangeinfo.Market) (*exchangeinfo.Snapshot, error)
+	Save(s *exchangeinfo.Snapshot) error
 }
 
 // Upstream fetches and validates one market's snapshot, as *fetch.Client does.
@@ -109,6 +127,16 @@ type Config struct {
 	// FetchTimeout bounds one shared upstream fetch, all base URLs included,
 	// whoever waits for it. If zero, 30s.
 	FetchTimeout time.Duration
+	// MaxSymbolLoss is the largest fraction of the last good snapshot's
+	// symbols a new answer may lack: an answer that lost more is rejected
+	// (a partial answer must not delist half the market for every client),
+	// unless the same answer keeps coming for at least a TTL, three times or
+	// more in a row. If zero, 0.5; if negative, any loss is accepted.
+	MaxSymbolLoss float64
+	// Disk keeps a last good copy per market outside the process. If nil,
+	// none. New loads it, and every snapshot fetched or read from L2 that is
+	// newer is saved to it.
+	Disk Disk
 	// Logger receives what would otherwise be invisible: stale answers,
 	// failed refreshes. If nil, slog.Default().
 	Logger *slog.Logger
@@ -149,12 +177,24 @@ type market struct {
 	upstream Upstream
 	lastGood atomic.Pointer[exchangeinfo.Snapshot] // newest valid snapshot seen
 
+	loading atomic.Int32 // loads and fetches under way
+
 	mu       sync.Mutex
 	failures int       // consecutive failed fetches
 	retryAt  time.Time // no upstream fetch before this
 	lastErr  error
+	suspect  suspect   // a shrunken answer seen in a row
+	saved    time.Time // FetchedAt of the newest snapshot saved to disk
 
 	stats counters
+}
+
+// suspect is an upstream answer that lost too many symbols, and how often
+// and since when it has been seen in a row.
+type suspect struct {
+	etag  string
+	first time.Time
+	count int
 }
 
 const (
@@ -179,6 +219,12 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.FetchTimeout == 0 {
 		cfg.FetchTimeout = 30 * time.Second
+	}
+	if cfg.MaxSymbolLoss == 0 {
+		cfg.MaxSymbolLoss = 0.5
+	}
+	if cfg.MaxSymbolLoss >= 1 {
+		return nil, errors.New("symcache: MaxSymbolLoss must be below 1")
 	}
 	if cfg.TTL < 0 || cfg.FetchTimeout < 0 {
 		return nil, errors.New("symcache: TTL and FetchTimeout must be positive")
@@ -210,6 +256,20 @@ func New(cfg Config) (*Cache, error) {
 			return nil, err
 		}
 		c.l1, c.ownL1 = own, own
+	}
+	if cfg.Disk != nil {
+		for _, m := range c.order {
+			s, err := cfg.Disk.Load(m)
+			if err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					c.log.Warn("ignoring the disk copy", "market", m, "tier", "disk", "err", err)
+				}
+				continue
+			}
+			ms := c.markets[m]
+			ms.saved = s.FetchedAt()
+			c.remember(ms, s)
+		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c.stop = stop
@@ -259,15 +319,22 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 		return Result{Snapshot: s, Source: HitL1}, nil
 	}
 	ms.stats.l1Misses.Add(1)
-	// While Binance is in backoff, the last good copy in memory answers
-	// without a round trip to Redis.
-	if err, waiting := ms.backoff(c.cfg.Now()); waiting {
-		if s := ms.lastGood.Load(); s != nil && c.servable(s) {
+	// A snapshot past its TTL answers at once while Binance is being asked
+	// (stale-while-revalidate) or is in backoff (stale-if-error), without a
+	// round trip to Redis.
+	if s := ms.lastGood.Load(); s != nil && !c.fresh(s) && c.servable(s) {
+		if err, waiting := ms.backoff(c.cfg.Now()); waiting {
 			ms.stats.stale.Add(1)
 			return Result{Snapshot: s, Source: Stale, Reason: reason(err)}, nil
 		}
+		if ms.loading.Load() > 0 {
+			ms.stats.stale.Add(1)
+			return Result{Snapshot: s, Source: Stale, Reason: "refresh in progress"}, nil
+		}
 	}
 	ch := c.group.DoChan("load:"+string(m), func() (any, error) {
+		ms.loading.Add(1)
+		defer ms.loading.Add(-1)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
 		defer cancel()
 		return c.load(fctx, ms)
@@ -289,14 +356,24 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 // load runs once per market at a time, for every caller that missed L1.
 func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 	if c.l2 != nil {
-		if s := c.readL2(ctx, ms, c.l2.Current, "current"); s != nil && c.fresh(s) {
+		s := c.readL2(ctx, ms, c.l2.Current, "current")
+		if s != nil && c.fresh(s) {
 			ms.stats.l2Hits.Add(1)
 			s.Gzip() // compressed once, before anyone is served from it
 			c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
 			c.remember(ms, s)
+			c.save(ms, s)
 			return Result{Snapshot: s, Source: HitL2}, nil
 		}
 		ms.stats.l2Misses.Add(1)
+		if s != nil {
+			c.remember(ms, s) // past its TTL, still valid: a fallback, and the yardstick of checkShrink
+		}
+		if ms.lastGood.Load() == nil { // a new process: know last good before judging a fresh answer
+			if s := c.readL2(ctx, ms, c.l2.LastGood, "last_good"); s != nil {
+				c.remember(ms, s)
+			}
+		}
 	}
 	if err, waiting := ms.backoff(c.cfg.Now()); waiting {
 		return c.fallback(ctx, ms, err)
@@ -312,14 +389,17 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 // tier. A failure starts or extends the backoff.
 func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, error) {
 	v, err, _ := c.group.Do("fetch:"+string(ms.name), func() (any, error) {
+		ms.loading.Add(1)
+		defer ms.loading.Add(-1)
 		s, err := ms.upstream.Fetch(ctx)
+		if err == nil && s.Market() != ms.name {
+			err = fmt.Errorf("upstream for %s returned a %s snapshot", ms.name, s.Market())
+		}
+		if err == nil {
+			err = c.checkShrink(ms, s)
+		}
 		if err != nil {
 			ms.stats.fetch(outcome(err)).Add(1)
-			ms.failed(err, c.cfg.Now())
-			return nil, err
-		}
-		if s.Market() != ms.name {
-			err := fmt.Errorf("upstream for %s returned a %s snapshot", ms.name, s.Market())
 			ms.failed(err, c.cfg.Now())
 			return nil, err
 		}
@@ -328,6 +408,7 @@ func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, 
 		s.Gzip() // compressed once, when the snapshot is made, not per request
 		c.store(ctx, s)
 		c.remember(ms, s)
+		c.save(ms, s)
 		return s, nil
 	})
 	if err != nil {
@@ -359,9 +440,14 @@ func (c *Cache) fallback(ctx context.Context, ms *market, cause error) (Result, 
 		ms.stats.unavailable.Add(1)
 		return Result{}, &UnavailableError{Market: ms.name, Cause: cause, RetryAfter: ms.retryAfter(c.cfg.Now())}
 	}
+	if c.fresh(best) { // e.g. loaded from disk or L2 at start: the in-process tier has it now
+		c.l1.Set(best, c.cfg.TTL-best.Age(c.cfg.Now()))
+		ms.stats.l1Hits.Add(1)
+		return Result{Snapshot: best, Source: HitL1}, nil
+	}
 	ms.stats.stale.Add(1)
 	why := reason(cause)
-	c.log.Warn("serving stale snapshot", "market", ms.name, "age", best.Age(c.cfg.Now()).Round(time.Second).String(), "reason", why)
+	c.log.Warn("serving stale snapshot", "market", ms.name, "age", best.Age(c.cfg.Now()).Round(time.Second).String(), "reason", why, "err", cause)
 	return Result{Snapshot: best, Source: Stale, Reason: why}, nil
 }
 
@@ -438,6 +524,55 @@ func (c *Cache) warm(ctx context.Context, ms *market) {
 	}
 }
 
+// checkShrink rejects an answer that lost more than MaxSymbolLoss of the last
+// good snapshot's symbols, unless the same answer has kept coming for at
+// least a TTL and three times in a row: then the market really shrank.
+func (c *Cache) checkShrink(ms *market, s *exchangeinfo.Snapshot) error {
+	old := ms.lastGood.Load()
+	if old == nil || c.cfg.MaxSymbolLoss < 0 || float64(s.Len()) >= float64(old.Len())*(1-c.cfg.MaxSymbolLoss) {
+		ms.mu.Lock()
+		ms.suspect = suspect{}
+		ms.mu.Unlock()
+		return nil
+	}
+	now := c.cfg.Now()
+	ms.mu.Lock()
+	if ms.suspect.etag != s.ETag() {
+		ms.suspect = suspect{etag: s.ETag(), first: now}
+	}
+	ms.suspect.count++
+	sp := ms.suspect
+	ms.mu.Unlock()
+	if sp.count >= 3 && now.Sub(sp.first) >= c.cfg.TTL {
+		c.log.Warn("accepting an upstream answer with far fewer symbols: it kept coming",
+			"market", ms.name, "symbols", s.Len(), "last_good_symbols", old.Len(), "times", sp.count)
+		return nil
+	}
+	err := &ShrinkError{Market: ms.name, Had: old.Len(), Got: s.Len()}
+	c.log.Error("rejected an upstream answer that lost most symbols; still serving the last good one",
+		"market", ms.name, "symbols", s.Len(), "last_good_symbols", old.Len(), "times", sp.count)
+	return err
+}
+
+// save writes s to the disk copy when it is newer than what was saved.
+func (c *Cache) save(ms *market, s *exchangeinfo.Snapshot) {
+	if c.cfg.Disk == nil {
+		return
+	}
+	ms.mu.Lock()
+	newer := s.FetchedAt().After(ms.saved)
+	if newer {
+		ms.saved = s.FetchedAt()
+	}
+	ms.mu.Unlock()
+	if !newer {
+		return
+	}
+	if err := c.cfg.Disk.Save(s); err != nil {
+		c.log.Warn("saving the disk copy failed", "market", ms.name, "tier", "disk", "err", err)
+	}
+}
+
 // remember keeps s as the market's last good snapshot unless a newer one is
 // already held.
 func (c *Cache) remember(ms *market, s *exchangeinfo.Snapshot) {
@@ -505,9 +640,12 @@ func (ms *market) retryAfter(now time.Time) time.Duration {
 func reason(err error) string {
 	var se *fetch.StatusError
 	var be *fetch.BackoffError
+	var sh *ShrinkError
 	switch {
 	case err == nil:
 		return "upstream not asked"
+	case errors.As(err, &sh):
+		return fmt.Sprintf("upstream answer lost %d of %d symbols", sh.Had-sh.Got, sh.Had)
 	case errors.As(err, &be):
 		return fmt.Sprintf("rate limited until %s", be.Until.UTC().Format(time.RFC3339))
 	case errors.As(err, &se) && se.RateLimited():

@@ -17,16 +17,20 @@ const (
 	outcomeRateLimited = "rate_limited" // 429 or 418
 	outcomeBackoff     = "backoff"      // not sent: the host is in a Retry-After wait
 	outcomeInvalid     = "invalid"      // a 200 whose body failed validation
+	outcomeShrunk      = "shrunk"       // valid, but lost more symbols than MaxSymbolLoss allows
 	outcomeTimeout     = "timeout"
 	outcomeError       = "error" // network and other errors
 )
 
-var outcomes = []string{outcomeOK, outcomeStatus, outcomeRateLimited, outcomeBackoff, outcomeInvalid, outcomeTimeout, outcomeError}
+var outcomes = [...]string{outcomeOK, outcomeStatus, outcomeRateLimited, outcomeBackoff, outcomeInvalid, outcomeShrunk, outcomeTimeout, outcomeError}
 
 func outcome(err error) string {
 	var se *fetch.StatusError
 	var be *fetch.BackoffError
+	var sh *ShrinkError
 	switch {
+	case errors.As(err, &sh):
+		return outcomeShrunk
 	case errors.As(err, &be):
 		return outcomeBackoff
 	case errors.As(err, &se) && se.RateLimited():
@@ -44,7 +48,7 @@ func outcome(err error) string {
 type counters struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors atomic.Uint64
 	stale, unavailable, sharedWaits              atomic.Uint64
-	fetches                                      [7]atomic.Uint64 // indexed like outcomes
+	fetches                                      [len(outcomes)]atomic.Uint64 // indexed like outcomes
 }
 
 func (c *counters) fetch(outcome string) *atomic.Uint64 {
@@ -65,7 +69,7 @@ type Stats struct {
 	// L2Errors counts L2 reads that failed or held something unusable.
 	L2Errors uint64
 	// Fetches counts upstream fetches by outcome: "ok", "status",
-	// "rate_limited", "backoff", "invalid", "timeout", "error".
+	// "rate_limited", "backoff", "invalid", "shrunk", "timeout", "error".
 	Fetches map[string]uint64
 	// Stale counts answers served past their TTL; Unavailable, Gets that
 	// had nothing to serve.
@@ -85,6 +89,7 @@ type MarketState struct {
 	Age       float64             `json:"age_seconds"`
 	ETag      string              `json:"etag,omitempty"`
 	Symbols   int                 `json:"symbols"`
+	Reason    string              `json:"reason,omitempty"` // why it is stale: e.g. "upstream 503", "past TTL"
 	LastError string              `json:"last_error,omitempty"`
 }
 
@@ -142,6 +147,10 @@ func (c *Cache) state(ms *market) MarketState {
 	st.State = "stale"
 	if c.fresh(s) {
 		st.State = "fresh"
+	} else if err, _ := ms.backoff(c.cfg.Now()); err != nil {
+		st.Reason = reason(err)
+	} else {
+		st.Reason = "past TTL"
 	}
 	st.Ready = c.servable(s)
 	return st

@@ -99,6 +99,10 @@ type Response struct {
 	// (compressed, with Gzip) while declaring the full Content-Length, then
 	// closes the connection: a body cut short.
 	Truncate int
+	// Stall, if positive, sends the headers and the first half of the body,
+	// then waits this long (or until the client gives up) before the rest:
+	// a body that is slow to read.
+	Stall time.Duration
 }
 
 // entry is a Response and, computed on first use, its gzipped body.
@@ -202,6 +206,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// an unexpected EOF.
 		http.NewResponseController(w).Flush()
 		return
+	}
+	if e.Stall > 0 {
+		w.Write(body[:len(body)/2])
+		http.NewResponseController(w).Flush()
+		timer := time.NewTimer(e.Stall)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+			return
+		}
+		body = body[len(body)/2:]
 	}
 	w.Write(body)
 }
