@@ -418,11 +418,12 @@ func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, 
 }
 
 // store writes a fresh snapshot to L1 and L2. An L2 failure is logged by l2
-// and otherwise ignored: L1 and memory still serve it.
+// and otherwise ignored: L1 and memory still serve it. The write has l2's own
+// budget, not what a slow fetch left of FetchTimeout.
 func (c *Cache) store(ctx context.Context, s *exchangeinfo.Snapshot) {
 	c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
 	if c.l2 != nil {
-		_ = c.l2.Put(ctx, envelope(s), c.cfg.TTL)
+		_ = c.l2.Put(context.WithoutCancel(ctx), envelope(s), c.cfg.TTL)
 	}
 }
 

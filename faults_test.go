@@ -25,10 +25,29 @@ import (
 type faultEnv struct {
 	*env
 	logs *syncBuffer
+	now  *manualClock // stands still unless advanced: backoff windows do not melt on a slow machine
+}
+
+// manualClock tells a time that moves only when advanced.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 func newFaultEnv(t *testing.T) *faultEnv {
-	e := &faultEnv{env: newEnv(t, true), logs: &syncBuffer{}}
+	e := &faultEnv{env: newEnv(t, true), logs: &syncBuffer{}, now: &manualClock{t: time.Now()}}
 	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
 	return e
 }
@@ -36,7 +55,7 @@ func newFaultEnv(t *testing.T) *faultEnv {
 // cacheWith builds a cache whose spot upstream is baseURL.
 func (e *faultEnv) cacheWith(baseURL string, fetchTimeout time.Duration) *symcache.Cache {
 	e.t.Helper()
-	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{baseURL}, Logger: e.log, Now: e.clock.Now, Timeout: fetchTimeout})
+	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{baseURL}, Logger: e.log, Now: e.now.Now, Timeout: fetchTimeout})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -46,7 +65,7 @@ func (e *faultEnv) cacheWith(baseURL string, fetchTimeout time.Duration) *symcac
 		RefreshInterval: -1,
 		FetchTimeout:    fetchTimeout,
 		Logger:          e.log,
-		Now:             e.clock.Now,
+		Now:             e.now.Now,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -70,10 +89,12 @@ func closedURL(t *testing.T) string {
 // snapshot as STALE with a reason, the metrics count the outcome, something
 // is logged, and Redis still holds the good bytes.
 func TestFaults_Upstream(t *testing.T) {
-	good := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	good := fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json") // small: the race detector is slow on 3.7 MB
+	spot := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
 	restricted := fetchtest.Fixture(t, "binance/error_451_restricted_location.json")
 	tests := []struct {
 		name    string
+		good    []byte // served first; if nil, good
 		resp    fetchtest.Response
 		refused bool   // the upstream is not listening at all
 		reason  string // in the stale answer
@@ -83,14 +104,14 @@ func TestFaults_Upstream(t *testing.T) {
 		{name: "500", resp: fetchtest.Response{Status: 500, Body: []byte("oops")}, reason: "upstream 500", outcome: "status", log: "serving stale"},
 		{name: "502 html", resp: fetchtest.Response{Status: 502, Body: []byte("<html>Bad Gateway</html>")}, reason: "upstream 502", outcome: "status", log: "serving stale"},
 		{name: "connection refused", refused: true, reason: "upstream unreachable", outcome: "error", log: "connection refused"},
-		{name: "slow headers", resp: fetchtest.Response{Body: good, Delay: time.Minute}, reason: "upstream timeout", outcome: "timeout", log: "serving stale"},
-		{name: "slow body", resp: fetchtest.Response{Body: good, Stall: time.Minute}, reason: "upstream", outcome: "", log: "serving stale"},
+		{name: "slow headers", resp: fetchtest.Response{Body: spot, Delay: time.Minute}, reason: "upstream timeout", outcome: "timeout", log: "serving stale"},
+		{name: "slow body", resp: fetchtest.Response{Body: spot, Stall: time.Minute}, reason: "upstream", outcome: "", log: "serving stale"},
 		{name: "body cut short", resp: fetchtest.Response{Body: good, Truncate: len(good) / 2}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
 		{name: "invalid json", resp: fetchtest.Response{Body: []byte(`{"timezone":"UTC","symbols":[{"symbol":"BTCUSDT",}]}`)}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
 		{name: "html 200", resp: fetchtest.Response{Body: []byte("<!doctype html><title>Binance</title>")}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
 		{name: "empty symbols", resp: fetchtest.Response{Body: []byte(`{"timezone":"UTC","serverTime":1,"symbols":[]}`)}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
 		{name: "missing symbols", resp: fetchtest.Response{Body: []byte(`{"timezone":"UTC","serverTime":1}`)}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
-		{name: "most symbols lost", resp: fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")}, reason: "upstream answer lost 2272 of 2292 symbols", outcome: "shrunk", log: "lost most symbols"},
+		{name: "most symbols lost", good: spot, resp: fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")}, reason: "upstream answer lost 2272 of 2292 symbols", outcome: "shrunk", log: "lost most symbols"},
 		{name: "451 restricted", resp: fetchtest.Response{Status: 451, Body: restricted}, reason: "upstream 451", outcome: "status", log: "451"},
 		{name: "429", resp: fetchtest.Response{Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: []byte(`{"code":-1003,"msg":"Too many requests."}`)}, reason: "upstream 429, retry after 30s", outcome: "rate_limited", log: "429"},
 		{name: "418", resp: fetchtest.Response{Status: 418, Header: http.Header{"Retry-After": {"120"}}, Body: []byte(`{"code":-1003,"msg":"IP banned."}`)}, reason: "upstream 418, retry after 2m0s", outcome: "rate_limited", log: "418"},
@@ -98,9 +119,13 @@ func TestFaults_Upstream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newFaultEnv(t)
-			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: good})
-			c := e.cacheWith(e.upstream.URL, 300*time.Millisecond)
-			first := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
+			first := good
+			if tt.good != nil {
+				first = tt.good
+			}
+			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: first})
+			c := e.cacheWith(e.upstream.URL, 2*time.Second)
+			served := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 			current, lastGood := e.raw("symcache:{spot}:current"), e.raw("symcache:{spot}:last_good")
 
 			url := e.upstream.URL
@@ -109,11 +134,11 @@ func TestFaults_Upstream(t *testing.T) {
 			} else {
 				e.upstream.Set(exchangeinfo.Spot.Path(), tt.resp)
 			}
-			e.clock.Advance(6 * time.Minute) // past the TTL: the next Get asks Binance
-			c2 := e.cacheWith(url, 300*time.Millisecond)
+			e.now.Advance(6 * time.Minute) // past the TTL: the next Get asks Binance
+			c2 := e.cacheWith(url, 2*time.Second)
 			// c2 starts empty: give it the same last good in memory by a first read from Redis.
 			r := get(t, c2, exchangeinfo.Spot, symcache.Stale)
-			if !bytes.Equal(r.Snapshot.Body(), first.Body()) {
+			if !bytes.Equal(r.Snapshot.Body(), served.Body()) {
 				t.Error("stale answer is not the last good snapshot")
 			}
 			if !strings.Contains(r.Reason, tt.reason) {
@@ -170,13 +195,13 @@ func TestFaults_RetryAfterIsHonoured(t *testing.T) {
 	c := e.cacheWith(e.upstream.URL, time.Second)
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: 429, Header: http.Header{"Retry-After": {"90"}}})
-	e.clock.Advance(6 * time.Minute)
+	e.now.Advance(6 * time.Minute)
 	get(t, c, exchangeinfo.Spot, symcache.Stale)
 	asked := e.upstream.Requests(exchangeinfo.Spot.Path())
 
 	since := time.Duration(0) // since the 429
 	for _, at := range []time.Duration{time.Second, 30 * time.Second, 89 * time.Second} {
-		e.clock.Advance(at - since)
+		e.now.Advance(at - since)
 		since = at
 		hammer(t, c, 100, 5)
 		if n := e.upstream.Requests(exchangeinfo.Spot.Path()); n != asked {
@@ -184,7 +209,7 @@ func TestFaults_RetryAfterIsHonoured(t *testing.T) {
 		}
 	}
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")})
-	e.clock.Advance(2 * time.Second) // 91 s after the 429
+	e.now.Advance(2 * time.Second) // 91 s after the 429
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	if n := e.upstream.Requests(exchangeinfo.Spot.Path()); n != asked+1 {
 		t.Errorf("upstream requests after the Retry-After = %d, want %d", n, asked+1)
@@ -202,12 +227,12 @@ func TestFaults_ExponentialBackoff(t *testing.T) {
 	c.Get(context.Background(), exchangeinfo.Spot) // failure 1
 	for k, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
 		before := asked()
-		e.clock.Advance(d/2 - 10*time.Millisecond) // within the shortest jittered wait
+		e.now.Advance(d/2 - 10*time.Millisecond) // within the shortest jittered wait
 		c.Get(context.Background(), exchangeinfo.Spot)
 		if asked() != before {
 			t.Fatalf("after failure %d, %v later: upstream asked again, want not before %v", k+1, d/2, d/2)
 		}
-		e.clock.Advance(d/2 + 20*time.Millisecond) // past the longest jittered wait
+		e.now.Advance(d/2 + 20*time.Millisecond) // past the longest jittered wait
 		c.Get(context.Background(), exchangeinfo.Spot)
 		if asked() != before+1 {
 			t.Fatalf("after failure %d, %v later: upstream requests = %d, want %d", k+1, d, asked(), before+1)
@@ -256,12 +281,12 @@ func TestFaults_ShrinkAcceptedOnlyWhenItPersists(t *testing.T) {
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
 	for i := range 2 {
-		e.clock.Advance(6 * time.Minute) // past the TTL
+		e.now.Advance(6 * time.Minute) // past the TTL
 		if r := get(t, c, exchangeinfo.Spot, symcache.Stale); r.Snapshot.Len() != 2292 {
 			t.Fatalf("sighting %d: served %d symbols, want the 2292 of last good", i+1, r.Snapshot.Len())
 		}
 	}
-	e.clock.Advance(6 * time.Minute) // third sighting, 12 minutes after the first (TTL 5m)
+	e.now.Advance(6 * time.Minute) // third sighting, 12 minutes after the first (TTL 5m)
 	if r := get(t, c, exchangeinfo.Spot, symcache.Miss); r.Snapshot.Len() != 20 {
 		t.Errorf("third sighting over a TTL: served %d symbols, want the new 20", r.Snapshot.Len())
 	}
