@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/disk"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/httpapi"
@@ -52,7 +53,9 @@ type config struct {
 	adminToken    string
 	staleMax      time.Duration
 	stateDir      string
+	disk          *disk.Store // nil without stateDir
 	l2Encoding    l2.Encoding
+	maxLoss       float64
 	redisOptions  *redis.Options
 	shutdownGrace time.Duration
 }
@@ -87,6 +90,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		staleMax   = fs.String("stale-max", cmp.Or(getenv("SYMCACHE_STALE_MAX"), "24h"), "oldest snapshot still served when Binance fails; 0 = no limit [SYMCACHE_STALE_MAX]")
 		stateDir   = fs.String("state-dir", getenv("SYMCACHE_STATE_DIR"), "folder for an on-disk last-good copy per market; empty = none [SYMCACHE_STATE_DIR]")
 		encoding   = fs.String("l2-encoding", cmp.Or(getenv("SYMCACHE_L2_ENCODING"), "json"), "json or gzip envelopes in Redis [SYMCACHE_L2_ENCODING]")
+		maxLoss    = fs.String("max-symbol-loss", cmp.Or(getenv("SYMCACHE_MAX_SYMBOL_LOSS"), "0.5"), "reject an answer that lost more than this fraction of the last good symbols; 1 = accept any [SYMCACHE_MAX_SYMBOL_LOSS]")
 	)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -168,11 +172,19 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if cfg.l1MaxBytes, err = strconv.ParseInt(*l1Max, 10, 64); err != nil || cfg.l1MaxBytes <= 0 {
 		return config{}, &settingError{name("l1-max-bytes", "SYMCACHE_L1_MAX_BYTES"), fmt.Sprintf("%q is not a positive number of bytes", *l1Max)}
 	}
+	if cfg.maxLoss, err = strconv.ParseFloat(*maxLoss, 64); err != nil || !(cfg.maxLoss > 0 && cfg.maxLoss <= 1) {
+		return config{}, &settingError{name("max-symbol-loss", "SYMCACHE_MAX_SYMBOL_LOSS"), fmt.Sprintf("%q is not a fraction in (0, 1] such as 0.5", *maxLoss)}
+	}
 	if cfg.l2Encoding, err = l2.ParseEncoding(*encoding); err != nil {
 		return config{}, &settingError{name("l2-encoding", "SYMCACHE_L2_ENCODING"), err.Error()}
 	}
 	if cfg.keyPrefix == "" {
 		return config{}, &settingError{name("key-prefix", "SYMCACHE_KEY_PREFIX"), "empty"}
+	}
+	if cfg.stateDir != "" {
+		if cfg.disk, err = disk.New(cfg.stateDir); err != nil {
+			return config{}, &settingError{name("state-dir", "SYMCACHE_STATE_DIR"), err.Error()}
+		}
 	}
 	if cfg.redisURL != "" {
 		if cfg.redisOptions, err = parseRedisURL(cfg.redisURL); err != nil {
@@ -247,9 +259,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	if cfg.stateDir != "" {
-		log.Warn("SYMCACHE_STATE_DIR is not supported yet and is ignored", "state_dir", cfg.stateDir)
-	}
 	if cfg.adminToken != "" {
 		log.Warn("admin endpoints are not available yet; SYMCACHE_ADMIN_TOKEN is ignored")
 	}
@@ -278,7 +287,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		TTL:             cfg.ttl,
 		RefreshInterval: cfg.refresh,
 		StaleMax:        cmp.Or(cfg.staleMax, -1), // SPEC: 0 = no limit
+		MaxSymbolLoss:   cfg.maxLoss,
 		Logger:          log,
+	}
+	if cfg.maxLoss >= 1 {
+		ccfg.MaxSymbolLoss = -1 // any loss accepted
+	}
+	if cfg.disk != nil {
+		ccfg.Disk = cfg.disk
 	}
 	if cfg.redisOptions != nil {
 		// go-redis prints connection trouble itself; l2 already warns about

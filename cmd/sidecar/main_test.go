@@ -6,8 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,4 +283,128 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestRun_BadStateDirAndLoss(t *testing.T) {
+	file := t.TempDir() + "/a-file"
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SYMCACHE_STATE_DIR": file + "/sub"}, "SYMCACHE_STATE_DIR"},
+		{map[string]string{"SYMCACHE_MAX_SYMBOL_LOSS": "0"}, "SYMCACHE_MAX_SYMBOL_LOSS"},
+		{map[string]string{"SYMCACHE_MAX_SYMBOL_LOSS": "half"}, "SYMCACHE_MAX_SYMBOL_LOSS"},
+		{map[string]string{"SYMCACHE_MAX_SYMBOL_LOSS": "1.5"}, "SYMCACHE_MAX_SYMBOL_LOSS"},
+	} {
+		var out bytes.Buffer
+		if code := run(context.Background(), nil, envFunc(tt.env), &out); code != 2 || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("run(%v) = %d, %q; want 2 and a line naming %s", tt.env, code, out.String(), tt.want)
+		}
+	}
+}
+
+// SIGTERM under load, to the real binary: requests in flight complete with
+// whole bodies, new connections are refused once the drain has started, and
+// the exit status is 0.
+func TestSidecar_SIGTERMUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "sidecar")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	upstream := fetchtest.NewUpstream(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "SYMCACHE_ADDR="+addr, "SYMCACHE_MARKETS=spot", "BINANCE_SPOT_URL="+upstream.URL, "REDIS_URL=")
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar not ready after 10s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Clients that each read the 3.7 MB answer slowly, so that the signal
+	// lands while bodies are being sent.
+	const clients = 8
+	var wg sync.WaitGroup
+	var whole, refused, broken atomic.Int32
+	started := make(chan struct{}, clients)
+	for range clients {
+		wg.Go(func() {
+			for i := 0; i < 50; i++ {
+				resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + addr + "/api/v3/exchangeInfo")
+				if err != nil {
+					refused.Add(1) // the listener is closed: no new connections
+					return
+				}
+				if i == 0 {
+					started <- struct{}{}
+				}
+				var got bytes.Buffer
+				buf := make([]byte, 256<<10)
+				var rerr error
+				for rerr == nil {
+					var n int
+					n, rerr = resp.Body.Read(buf)
+					got.Write(buf[:n])
+					time.Sleep(2 * time.Millisecond)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || rerr != io.EOF || !bytes.Equal(got.Bytes(), want) {
+					broken.Add(1)
+					t.Errorf("answer in flight during the drain: status %d, %d of %d bytes, read error %v", resp.StatusCode, got.Len(), len(want), rerr)
+					return
+				}
+				whole.Add(1)
+			}
+		})
+	}
+	for range clients {
+		<-started
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("sidecar exit after SIGTERM = %v, want status 0\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sidecar still running 30s after SIGTERM\n%s", logs.String())
+	}
+	if whole.Load() < clients || broken.Load() != 0 {
+		t.Errorf("whole answers %d, broken %d; want at least %d whole and none broken", whole.Load(), broken.Load(), clients)
+	}
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		t.Error("a new connection after the exit was accepted")
+	}
+	if !strings.Contains(logs.String(), "draining") {
+		t.Errorf("logs lack the drain:\n%s", logs.String())
+	}
+	t.Logf("whole answers %d, refused after the drain started %d", whole.Load(), refused.Load())
 }
