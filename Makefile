@@ -3,7 +3,7 @@
 # tests against real redis-server processes the tests start themselves.
 GO ?= go
 
-.PHONY: test deps vet fmt-check run replay build fuzz bench docker-build-check
+.PHONY: test deps vet fmt-check run replay build fuzz bench chaos
 
 test: deps vet fmt-check
 	$(GO) test -race -count=1 ./...
@@ -40,6 +40,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./rules
 	$(GO) test -run '^$$' -fuzz '^FuzzExchangeInfoQuery$$' -fuzztime $(FUZZTIME) ./httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzConvenienceAPI$$' -fuzztime $(FUZZTIME) ./httpapi
+
+# The chaos test (chaos/): 3 sidecars, one Redis, a fake Binance, faults
+# injected for CHAOS_DURATION while clients hammer every endpoint. make test
+# runs it for 8 s; CI runs it for 60 s too. SYMCACHE_CHAOS_SEED replays a run.
+CHAOS_DURATION ?= 60s
+chaos: deps
+	SYMCACHE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 10m -run '^TestChaos$$' -v ./chaos
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...

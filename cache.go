@@ -506,6 +506,9 @@ func (c *Cache) refresher(ctx context.Context, ms *market) {
 // warm makes the market servable at start: a fresh snapshot in L2 is only
 // remembered (the first request promotes it to L1); else Binance is asked.
 func (c *Cache) warm(ctx context.Context, ms *market) {
+	if s := ms.lastGood.Load(); s != nil && c.fresh(s) {
+		return // a request (or the disk copy) got there first
+	}
 	if c.l2 != nil {
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
 		s := c.readL2(rctx, ms, c.l2.Current, "current")
