@@ -17,4 +17,8 @@
 // or a corrupt value is logged at Warn and returned as an error that matches
 // errors.Is(err, ErrMiss) and wraps the cause. The read path then falls through to
 // the next tier. redis.Nil never leaves this package.
+//
+// Every call has a budget: [Config.Timeout] (50ms) for a read, so that a slow or
+// stalled Redis delays a request by at most that, and [Config.WriteTimeout] (1s)
+// for a write, which happens after a fetch rather than while a client waits for a hit.
 package l2

@@ -67,9 +67,10 @@ func CurrentKey(market string) string { return "{" + market + "}:current" }
 // snapshot, kept without a TTL.
 func LastGoodKey(market string) string { return "{" + market + "}:last_good" }
 
-// Current returns market's snapshot. It returns ErrMiss itself when there is none
-// (absent or expired). A Redis error or an unreadable or wrong envelope is logged
-// at Warn and returned as an error matching ErrMiss that wraps the cause.
+// Current returns market's snapshot, within Timeout. It returns ErrMiss itself
+// when there is none (absent or expired). A Redis error (a timeout included) or an
+// unreadable or wrong envelope is logged at Warn and returned as an error matching
+// ErrMiss that wraps the cause.
 func (s *Store) Current(ctx context.Context, market string) (Envelope, error) {
 	return s.envelope(ctx, CurrentKey(market), market)
 }
@@ -99,7 +100,8 @@ func (s *Store) envelope(ctx context.Context, key, market string) (Envelope, err
 // last good one, without expiry, in one MULTI/EXEC round trip: after a successful
 // Put both hold e. Put refuses an envelope that readers would refuse (no market, zero
 // FetchedAt, ExchangeInfo not a JSON object) but does not re-validate ExchangeInfo:
-// the caller has. A failure is logged at Error and returned.
+// the caller has. It takes at most WriteTimeout. A failure is logged at Error and
+// returned; Redis then holds what it held before (MULTI/EXEC is all or nothing).
 func (s *Store) Put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	err := s.put(ctx, e, ttl)
 	if err != nil {
@@ -116,7 +118,7 @@ func (s *Store) put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("l2 put %q: %w", e.Market, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.prefix+CurrentKey(e.Market), b, ttl)

@@ -269,7 +269,7 @@ func TestStore_WriteJSON_errors(t *testing.T) {
 func TestStore_redisDown(t *testing.T) {
 	srv := l2test.Start(t)
 	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: srv.Client(t), Logger: log, Timeout: 300 * time.Millisecond})
+	s := l2.New(l2.Config{Client: srv.Client(t), Logger: log, Timeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
 	body := fixture(t, "spot_testnet_exchangeinfo_2021-07-11.json")
 	if err := s.Put(ctx, envelope("spot", body), time.Minute); err != nil {
@@ -393,7 +393,8 @@ func TestStore_noPassword(t *testing.T) {
 func TestStore_Put(t *testing.T) {
 	srv := l2test.Start(t)
 	rdb := srv.Client(t)
-	s := l2.New(l2.Config{Client: rdb, Logger: discard()})
+	// 1.7 MB of JSON: a GET takes about 10ms under -race, near the 50ms default on a busy machine.
+	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second})
 	ctx := context.Background()
 	body := fixture(t, "usdm_exchangeinfo.json") // pretty-printed, with \u escapes
 	if !bytes.Contains(body, []byte("\n    ")) || !bytes.Contains(body, []byte(`\u`)) {
@@ -769,7 +770,7 @@ func BenchmarkPut(b *testing.B) {
 	body := fixture(b, "spot_exchangeinfo.json") // 3.7 MB
 	for _, enc := range []l2.Encoding{l2.JSON, l2.Gzip} {
 		b.Run(string(enc), func(b *testing.B) {
-			s := l2.New(l2.Config{Client: srv.Client(b), Logger: discard(), Encoding: enc, Timeout: 10 * time.Second})
+			s := l2.New(l2.Config{Client: srv.Client(b), Logger: discard(), Encoding: enc, WriteTimeout: 10 * time.Second})
 			e := envelope("spot", body)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

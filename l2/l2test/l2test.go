@@ -1,6 +1,8 @@
 // Package l2test runs throwaway Redis servers for tests, as net/http/httptest
 // runs HTTP servers: each [Start] is a real redis-server on a free 127.0.0.1
-// port, without persistence, stopped when the test ends.
+// port, without persistence, stopped when the test ends. [Server.Stop] and
+// [Server.Restart] take it down and bring it back empty; a [Proxy] in front of
+// it makes it slow, stalled or unreachable.
 package l2test
 
 import (
