@@ -356,7 +356,7 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 // load runs once per market at a time, for every caller that missed L1.
 func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 	if c.l2 != nil {
-		s := c.readL2(ctx, ms, c.l2.Current, "current")
+		s := c.readL2(ctx, ms, c.l2.Current, l2.CurrentKey(string(ms.name)))
 		if s != nil && c.fresh(s) {
 			ms.stats.l2Hits.Add(1)
 			s.Gzip() // compressed once, before anyone is served from it
@@ -370,7 +370,7 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 			c.remember(ms, s) // past its TTL, still valid: a fallback, and the yardstick of checkShrink
 		}
 		if ms.lastGood.Load() == nil { // a new process: know last good before judging a fresh answer
-			if s := c.readL2(ctx, ms, c.l2.LastGood, "last_good"); s != nil {
+			if s := c.readL2(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil {
 				c.remember(ms, s)
 			}
 		}
@@ -432,7 +432,7 @@ func (c *Cache) store(ctx context.Context, s *exchangeinfo.Snapshot) {
 func (c *Cache) fallback(ctx context.Context, ms *market, cause error) (Result, error) {
 	best := ms.lastGood.Load()
 	if c.l2 != nil {
-		if s := c.readL2(ctx, ms, c.l2.LastGood, "last_good"); s != nil && (best == nil || s.FetchedAt().After(best.FetchedAt())) {
+		if s := c.readL2(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil && (best == nil || s.FetchedAt().After(best.FetchedAt())) {
 			best = s
 			c.remember(ms, s)
 		}
@@ -460,6 +460,10 @@ func (c *Cache) readL2(ctx context.Context, ms *market, read func(context.Contex
 			ms.stats.l2Errors.Add(1) // unreadable or corrupt; l2 logged it
 		}
 		return nil
+	}
+	// The snapshot memory already holds needs no second parse (megabytes).
+	if old := ms.lastGood.Load(); old != nil && e.FetchedAt.Equal(old.FetchedAt()) && e.ETag == old.ETag() {
+		return old
 	}
 	s, err := exchangeinfo.Parse(ms.name, e.ExchangeInfo, e.FetchedAt)
 	if err != nil {
@@ -511,9 +515,9 @@ func (c *Cache) warm(ctx context.Context, ms *market) {
 	}
 	if c.l2 != nil {
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
-		s := c.readL2(rctx, ms, c.l2.Current, "current")
+		s := c.readL2(rctx, ms, c.l2.Current, l2.CurrentKey(string(ms.name)))
 		if s == nil {
-			s = c.readL2(rctx, ms, c.l2.LastGood, "last_good")
+			s = c.readL2(rctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name)))
 		}
 		cancel()
 		if s != nil {

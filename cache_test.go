@@ -69,7 +69,7 @@ func (e *env) cache(cfg symcache.Config) *symcache.Cache {
 		cfg.Upstreams[m] = c
 	}
 	if e.redis != nil {
-		cfg.L2 = l2.New(l2.Config{Client: e.rdb, Logger: e.log})
+		cfg.L2 = l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}) // 3.7 MB of JSON under -race
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = -1

@@ -61,7 +61,7 @@ func (e *faultEnv) cacheWith(baseURL string, fetchTimeout time.Duration) *symcac
 	}
 	c, err := symcache.New(symcache.Config{
 		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log}),
+		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}), // 3.7 MB of JSON under -race
 		RefreshInterval: -1,
 		FetchTimeout:    fetchTimeout,
 		Logger:          e.log,
@@ -192,7 +192,7 @@ func hammer(t *testing.T, c *symcache.Cache, n, each int) {
 // the cache is hammered; then exactly one does.
 func TestFaults_RetryAfterIsHonoured(t *testing.T) {
 	e := newFaultEnv(t)
-	c := e.cacheWith(e.upstream.URL, time.Second)
+	c := e.cacheWith(e.upstream.URL, 5*time.Second)
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: 429, Header: http.Header{"Retry-After": {"90"}}})
 	e.now.Advance(6 * time.Minute)

@@ -81,7 +81,7 @@ func (w *world) cache(markets ...exchangeinfo.Market) *symcache.Cache {
 		cfg.Upstreams[m] = up
 	}
 	if w.redis != nil {
-		cfg.L2 = l2.New(l2.Config{Client: w.redis.Client(w.tb), Logger: discard()})
+		cfg.L2 = l2.New(l2.Config{Client: w.redis.Client(w.tb), Logger: discard(), Timeout: time.Second}) // 3.7 MB of JSON under -race
 	}
 	c, err := symcache.New(cfg)
 	if err != nil {

@@ -56,6 +56,7 @@ type config struct {
 	disk          *disk.Store // nil without stateDir
 	l2Encoding    l2.Encoding
 	maxLoss       float64
+	l2Timeout     time.Duration
 	redisOptions  *redis.Options
 	shutdownGrace time.Duration
 }
@@ -90,6 +91,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		staleMax   = fs.String("stale-max", cmp.Or(getenv("SYMCACHE_STALE_MAX"), "24h"), "oldest snapshot still served when Binance fails; 0 = no limit [SYMCACHE_STALE_MAX]")
 		stateDir   = fs.String("state-dir", getenv("SYMCACHE_STATE_DIR"), "folder for an on-disk last-good copy per market; empty = none [SYMCACHE_STATE_DIR]")
 		encoding   = fs.String("l2-encoding", cmp.Or(getenv("SYMCACHE_L2_ENCODING"), "json"), "json or gzip envelopes in Redis [SYMCACHE_L2_ENCODING]")
+		l2Timeout  = fs.String("l2-timeout", cmp.Or(getenv("SYMCACHE_L2_TIMEOUT"), "50ms"), "budget of each Redis read; slower reads fall through to the next tier [SYMCACHE_L2_TIMEOUT]")
 		maxLoss    = fs.String("max-symbol-loss", cmp.Or(getenv("SYMCACHE_MAX_SYMBOL_LOSS"), "0.5"), "reject an answer that lost more than this fraction of the last good symbols; 1 = accept any [SYMCACHE_MAX_SYMBOL_LOSS]")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -165,6 +167,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if cfg.refresh, err = positiveDuration(*refresh); err != nil {
 		return config{}, &settingError{name("refresh-interval", "SYMCACHE_REFRESH_INTERVAL"), err.Error()}
+	}
+	if cfg.l2Timeout, err = positiveDuration(*l2Timeout); err != nil {
+		return config{}, &settingError{name("l2-timeout", "SYMCACHE_L2_TIMEOUT"), err.Error()}
 	}
 	if cfg.staleMax, err = time.ParseDuration(*staleMax); err != nil || cfg.staleMax < 0 {
 		return config{}, &settingError{name("stale-max", "SYMCACHE_STALE_MAX"), fmt.Sprintf("%q is not a duration >= 0 such as 24h", *staleMax)}
@@ -303,7 +308,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		cfg.redisOptions.ContextTimeoutEnabled = true // l2's per-call budget bounds socket I/O
 		rdb := redis.NewClient(cfg.redisOptions)
 		defer rdb.Close()
-		ccfg.L2 = l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Logger: log})
+		ccfg.L2 = l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Timeout: cfg.l2Timeout, Logger: log})
 	}
 	cache, err := symcache.New(ccfg)
 	if err != nil {

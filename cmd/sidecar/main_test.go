@@ -42,6 +42,7 @@ func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
 		{"bad stale max", map[string]string{"SYMCACHE_STALE_MAX": "forever"}, nil, "SYMCACHE_STALE_MAX"},
 		{"bad l1 budget", map[string]string{"SYMCACHE_L1_MAX_BYTES": "512MB"}, nil, "SYMCACHE_L1_MAX_BYTES"},
 		{"bad encoding", map[string]string{"SYMCACHE_L2_ENCODING": "brotli"}, nil, "SYMCACHE_L2_ENCODING"},
+		{"bad l2 timeout", map[string]string{"SYMCACHE_L2_TIMEOUT": "fast"}, nil, "SYMCACHE_L2_TIMEOUT"},
 		{"bad spot url", map[string]string{"BINANCE_SPOT_URL": "api.binance.com"}, nil, "BINANCE_SPOT_URL"},
 		{"ftp usdm url", map[string]string{"BINANCE_USDM_URL": "ftp://fapi.binance.com"}, nil, "BINANCE_USDM_URL"},
 		{"second coinm url bad", map[string]string{"BINANCE_COINM_URL": "https://dapi.binance.com,::"}, nil, "BINANCE_COINM_URL"},
@@ -86,7 +87,7 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 	for _, v := range []string{
 		"SYMCACHE_ADDR", "REDIS_URL", "SYMCACHE_MARKETS", "BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL",
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
-		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING",
+		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
 		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`,
 	} {
 		if !strings.Contains(out.String(), v) {
@@ -204,9 +205,10 @@ func TestRun_EndToEnd(t *testing.T) {
 	redisSrv := l2test.Start(t)
 	env := func() map[string]string {
 		return map[string]string{
-			"REDIS_URL":        redisSrv.URL(),
-			"BINANCE_SPOT_URL": upstream.URL,
-			"BINANCE_USDM_URL": upstream.URL,
+			"REDIS_URL":           redisSrv.URL(),
+			"SYMCACHE_L2_TIMEOUT": "1s", // 3.7 MB of JSON under -race
+			"BINANCE_SPOT_URL":    upstream.URL,
+			"BINANCE_USDM_URL":    upstream.URL,
 		}
 	}
 	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")

@@ -1,0 +1,565 @@
+package symcache_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/l2"
+	"github.com/symcache/symcache/l2/l2test"
+)
+
+// The Redis part of the fault matrix. Each test injects one fault for real (a
+// killed, restarted, stalled, slowed, corrupted or emptied redis-server) and
+// checks what the client gets, what is logged, what Stats says, and the raw
+// bytes under both keys, read with a direct client and encoding/json.
+
+const (
+	currentKey  = "symcache:{spot}:current"
+	lastGoodKey = "symcache:{spot}:last_good"
+)
+
+// redisEnv is an env whose caches reach Redis through l2 (maybe through a
+// Proxy), with a direct client (env.rdb) to look at what Redis holds, and the
+// logs kept.
+type redisEnv struct {
+	*env
+	srv   *l2test.Server
+	proxy *l2test.Proxy // nil: the caches talk to srv directly
+	store *l2.Store     // the caches' L2
+	logs  *syncBuffer
+}
+
+// relaxed is the L2 config of tests whose fault is not slowness: JSON (the
+// default), with a read budget well above the 50ms default, since a GET of the
+// 3.7 MB spot value takes up to 20ms under -race on an idle machine, and more
+// on a busy one. TestFaults_RedisSlow runs the default budget.
+var relaxed = l2.Config{Timeout: time.Second}
+
+// newRedisEnv starts a Redis, and a Proxy in front of it if proxied; the
+// caches' L2 is cfg (with its Client and Logger filled in).
+func newRedisEnv(t *testing.T, cfg l2.Config, proxied bool) *redisEnv {
+	e := &redisEnv{env: newEnv(t, false), srv: l2test.Start(t), logs: new(syncBuffer)}
+	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
+	e.rdb = e.srv.Client(t) // env.cache leaves cfg.L2 alone: env.redis is nil
+	cfg.Client = e.rdb
+	if proxied {
+		e.proxy = e.srv.Proxy(t)
+		// go-redis' own socket timeouts (3s by default) off: l2's budget is
+		// the only bound, as it is what is under test.
+		rdb := redis.NewClient(&redis.Options{Addr: e.proxy.Addr(), ContextTimeoutEnabled: true, ReadTimeout: -1, WriteTimeout: -1})
+		t.Cleanup(func() { rdb.Close() })
+		cfg.Client = rdb
+	}
+	cfg.Logger = e.log
+	e.store = l2.New(cfg)
+	return e
+}
+
+// resetLogs forgets what was logged so far.
+func (e *redisEnv) resetLogs() {
+	e.logs.mu.Lock()
+	e.logs.buf.Reset()
+	e.logs.mu.Unlock()
+}
+
+// newCache returns a new process: its own empty L1 and memory, the same Redis.
+func (e *redisEnv) newCache(cfg symcache.Config) *symcache.Cache {
+	e.t.Helper()
+	cfg.L2 = e.store
+	return e.cache(cfg)
+}
+
+// spotStats returns c's spot counters.
+func spotStats(t *testing.T, c *symcache.Cache) symcache.Stats {
+	t.Helper()
+	for _, st := range c.Stats() {
+		if st.Market == exchangeinfo.Spot {
+			return st
+		}
+	}
+	t.Fatal("Stats() has no spot entry")
+	return symcache.Stats{}
+}
+
+// checkL2Stats compares the L2 counters of st.
+func checkL2Stats(t *testing.T, st symcache.Stats, hits, misses, errs uint64) {
+	t.Helper()
+	if st.L2Hits != hits || st.L2Misses != misses || st.L2Errors != errs {
+		t.Errorf("Stats() L2 hits/misses/errors = %d/%d/%d, want %d/%d/%d", st.L2Hits, st.L2Misses, st.L2Errors, hits, misses, errs)
+	}
+}
+
+// l2Warnings counts the WARN records about spot's L2 key that ends with which
+// ("current" or "last_good"): l2 names the whole key, the read path its suffix.
+func l2Warnings(t *testing.T, logs *syncBuffer, which string) int {
+	t.Helper()
+	n := 0
+	for line := range strings.Lines(logs.String()) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		key, _ := r["key"].(string)
+		if r["level"] == "WARN" && r["tier"] == "l2" && r["market"] == "spot" && strings.HasSuffix(key, which) && r["err"] != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// loggedAt reports whether a record at level has msg.
+func loggedAt(logs *syncBuffer, level, msg string) bool {
+	for line := range strings.Lines(logs.String()) {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["level"] == level && r["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// rawEnvelope is the Redis value as SPEC.md lays it out, decoded without l2.
+type rawEnvelope struct {
+	Market       string          `json:"market"`
+	FetchedAt    time.Time       `json:"fetched_at"`
+	ServerTime   int64           `json:"server_time"`
+	ETag         string          `json:"etag"`
+	ExchangeInfo json.RawMessage `json:"exchange_info"`
+}
+
+// checkStored checks that key holds a valid spot envelope around body, Binance's
+// bytes as received, and returns it. It reads the raw value with its own
+// gzip and encoding/json, not with l2.
+func (e *redisEnv) checkStored(key string, body []byte) rawEnvelope {
+	e.t.Helper()
+	raw, err := e.rdb.Get(context.Background(), key).Bytes()
+	if err != nil {
+		e.t.Fatalf("GET %s = %v, want the envelope", key, err)
+	}
+	if bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			e.t.Fatalf("GET %s: gzip: %v", key, err)
+		}
+		if raw, err = io.ReadAll(zr); err != nil {
+			e.t.Fatalf("GET %s: gunzip: %v", key, err)
+		}
+	}
+	var env rawEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		e.t.Fatalf("GET %s is not a JSON envelope (%.60q…): %v", key, raw, err)
+	}
+	var info struct{ ServerTime int64 }
+	if err := json.Unmarshal(body, &info); err != nil {
+		e.t.Fatal(err)
+	}
+	if env.Market != "spot" || env.FetchedAt.IsZero() || env.ETag == "" || env.ServerTime != info.ServerTime {
+		e.t.Errorf("GET %s envelope = {%q %v %d %q}, want spot, a fetch time, %d, an ETag", key, env.Market, env.FetchedAt, env.ServerTime, env.ETag, info.ServerTime)
+	}
+	if !bytes.Equal(env.ExchangeInfo, body) {
+		e.t.Errorf("GET %s exchange_info = %d bytes, want Binance's %d bytes as received", key, len(env.ExchangeInfo), len(body))
+	}
+	return env
+}
+
+// checkTTLs checks that current expires within ttl and last_good never.
+func (e *redisEnv) checkTTLs(ttl time.Duration) {
+	e.t.Helper()
+	ctx := context.Background()
+	if d := e.rdb.PTTL(ctx, currentKey).Val(); d <= 0 || d > ttl {
+		e.t.Errorf("PTTL %s = %v, want in (0, %v]", currentKey, d, ttl)
+	}
+	if d := e.rdb.TTL(ctx, lastGoodKey).Val(); d != -1 {
+		e.t.Errorf("TTL %s = %v, want -1 (none)", lastGoodKey, d)
+	}
+}
+
+// exists returns how many of spot's two keys exist.
+func (e *redisEnv) exists() int64 {
+	e.t.Helper()
+	n, err := e.rdb.Exists(context.Background(), currentKey, lastGoodKey).Result()
+	if err != nil {
+		e.t.Fatalf("EXISTS = %v", err)
+	}
+	return n
+}
+
+// Redis down when the sidecar starts: it serves from Binance, and once Redis
+// is up (same address, empty) the next fetch writes both keys again; go-redis
+// reconnected by itself.
+func TestFaults_RedisDownAtStart(t *testing.T) {
+	e := newRedisEnv(t, relaxed, false)
+	e.srv.Stop()
+	c := e.newCache(symcache.Config{})
+
+	r := get(t, c, exchangeinfo.Spot, symcache.Miss)
+	if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+		t.Error("Get with Redis down: body differs from Binance's")
+	}
+	get(t, c, exchangeinfo.Spot, symcache.HitL1)
+	st := spotStats(t, c)
+	checkL2Stats(t, st, 0, 1, 2) // current and last_good both unreachable
+	if st.Fetches["ok"] != 1 {
+		t.Errorf("Stats().Fetches = %v, want ok: 1", st.Fetches)
+	}
+	if n := l2Warnings(t, e.logs, "current"); n != 1 {
+		t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, currentKey, e.logs)
+	}
+	if n := l2Warnings(t, e.logs, "last_good"); n != 1 {
+		t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, lastGoodKey, e.logs)
+	}
+	if !loggedAt(e.logs, "ERROR", "l2 put failed") {
+		t.Errorf("logs lack the failed write at ERROR:\n%s", e.logs)
+	}
+
+	e.srv.Restart(t)
+	if n := e.exists(); n != 0 {
+		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
+	}
+	e.clock.Advance(6 * time.Minute) // past the TTL: the next Get fetches
+	get(t, c, exchangeinfo.Spot, symcache.Miss)
+	e.checkStored(currentKey, spotFixture(t))
+	e.checkStored(lastGoodKey, spotFixture(t))
+	e.checkTTLs(5 * time.Minute)
+	checkL2Stats(t, spotStats(t, c), 0, 2, 2) // an empty Redis is a plain miss
+
+	// Another process finds it there.
+	c2 := e.newCache(symcache.Config{})
+	if r := get(t, c2, exchangeinfo.Spot, symcache.HitL2); !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+		t.Error("HIT-L2 after Redis came back: body differs from Binance's")
+	}
+	if n := spotRequests(e.upstream); n != 2 {
+		t.Errorf("upstream requests = %d, want 2", n)
+	}
+}
+
+// Redis killed mid-run and restarted empty: requests go on from L1 and
+// Binance, and the next refresh writes both keys again.
+func TestFaults_RedisRestartedEmpty(t *testing.T) {
+	e := newRedisEnv(t, relaxed, false)
+	c := e.newCache(symcache.Config{})
+	get(t, c, exchangeinfo.Spot, symcache.Miss)
+	before := e.checkStored(currentKey, spotFixture(t))
+
+	e.srv.Stop()
+	get(t, c, exchangeinfo.Spot, symcache.HitL1) // L1 needs no Redis
+	e.clock.Advance(6 * time.Minute)
+	if r := get(t, c, exchangeinfo.Spot, symcache.Miss); !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+		t.Error("Get with Redis killed: body differs from Binance's")
+	}
+	checkL2Stats(t, spotStats(t, c), 0, 2, 1)
+	if n := l2Warnings(t, e.logs, "current"); n != 1 {
+		t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, currentKey, e.logs)
+	}
+	if !loggedAt(e.logs, "ERROR", "l2 put failed") {
+		t.Errorf("logs lack the failed write at ERROR:\n%s", e.logs)
+	}
+
+	e.srv.Restart(t)
+	if n := e.exists(); n != 0 {
+		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
+	}
+	e.clock.Advance(time.Minute)
+	s, err := c.Refresh(context.Background(), exchangeinfo.Spot)
+	if err != nil {
+		t.Fatalf("Refresh after Restart = %v, want nil", err)
+	}
+	cur := e.checkStored(currentKey, spotFixture(t))
+	last := e.checkStored(lastGoodKey, spotFixture(t))
+	e.checkTTLs(5 * time.Minute)
+	if !cur.FetchedAt.Equal(s.FetchedAt()) || !last.FetchedAt.Equal(s.FetchedAt()) || !cur.FetchedAt.After(before.FetchedAt) {
+		t.Errorf("fetched_at current %v, last_good %v; want both the refresh's %v, after the first %v", cur.FetchedAt, last.FetchedAt, s.FetchedAt(), before.FetchedAt)
+	}
+	if st := spotStats(t, c); st.Fetches["ok"] != 3 {
+		t.Errorf("Stats().Fetches = %v, want ok: 3", st.Fetches)
+	}
+	get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+}
+
+// Redis slow or hung, behind a proxy: the 50ms read budget gives up, the
+// request goes on to Binance (MISS) or memory (STALE), and the client is
+// answered; when Redis is well again, a new process hits L2.
+func TestFaults_RedisSlow(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      func(*l2test.Proxy)
+		writeFails bool // past WriteTimeout (1s) too
+	}{
+		{"stalled", (*l2test.Proxy).Stall, true},
+		// 200ms each way: past the 50ms read budget. The 1s write budget holds
+		// a few round trips (dial, handshake, MULTI/EXEC), so the write may or
+		// may not complete.
+		{"slower than the budget", func(p *l2test.Proxy) { p.Delay(200 * time.Millisecond) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The default read budget (50ms). Gzip, so that a GET of the whole
+			// value through the proxy takes well under it even under -race.
+			e := newRedisEnv(t, l2.Config{Encoding: l2.Gzip}, true)
+			proxy := e.proxy
+			get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+			e.checkStored(currentKey, spotFixture(t))
+
+			tt.fault(proxy)
+			// Without l2's budget, a stalled read would wait for FetchTimeout,
+			// here longer than any test runs.
+			c := e.newCache(symcache.Config{FetchTimeout: time.Hour})
+			r := get(t, c, exchangeinfo.Spot, symcache.Miss)
+			if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+				t.Error("Get with Redis slow: body differs from Binance's")
+			}
+			checkL2Stats(t, spotStats(t, c), 0, 1, 2)
+			if n := l2Warnings(t, e.logs, "current"); n != 1 {
+				t.Errorf("logged %d WARN records naming %s, want 1 (one per read):\n%s", n, currentKey, e.logs)
+			}
+			if n := l2Warnings(t, e.logs, "last_good"); n != 1 {
+				t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, lastGoodKey, e.logs)
+			}
+			if tt.writeFails && !loggedAt(e.logs, "ERROR", "l2 put failed") {
+				t.Errorf("logs lack the write that ran out of time:\n%s", e.logs)
+			}
+			get(t, c, exchangeinfo.Spot, symcache.HitL1)
+
+			proxy.Resume()
+			// The write that timed out may land late (what the proxy held is
+			// delivered), or not at all (a MULTI cut short is discarded): either
+			// way, both keys hold a whole, valid envelope.
+			e.checkStored(currentKey, spotFixture(t))
+			e.checkStored(lastGoodKey, spotFixture(t))
+			get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+
+			// Slow Redis and Binance failing: memory answers, STALE.
+			tt.fault(proxy)
+			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"120"}}})
+			e.clock.Advance(6 * time.Minute)
+			before := spotStats(t, c).L2Errors
+			r = get(t, c, exchangeinfo.Spot, symcache.Stale)
+			if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) || r.Reason != "upstream 503" {
+				t.Errorf("stale answer: reason %q, same body %v; want %q, true", r.Reason, bytes.Equal(r.Snapshot.Body(), spotFixture(t)), "upstream 503")
+			}
+			if got := spotStats(t, c).L2Errors; got != before+2 {
+				t.Errorf("Stats().L2Errors = %d, want %d (current and last_good timed out)", got, before+2)
+			}
+			proxy.Resume()
+		})
+	}
+}
+
+// envelopeJSON returns a spot envelope as l2 writes it around exchangeInfo,
+// which is appended as is.
+func envelopeJSON(market string, fetchedAt time.Time, exchangeInfo []byte) []byte {
+	h := fmt.Sprintf(`{"market":%q,"fetched_at":%q,"server_time":1694185561976,"etag":"\"x\"","exchange_info":`,
+		market, fetchedAt.UTC().Format(time.RFC3339Nano))
+	return append(append([]byte(h), exchangeInfo...), '}')
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// smallSpot is a real spot answer of 20 symbols (22 KB): the corrupt-value
+// tables fetch it once per case, and parsing the 3.7 MB one takes a second
+// under -race.
+func smallSpot(t *testing.T) []byte {
+	return fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+}
+
+// corruptValues are values no reader may serve, as if fetched at at, around
+// pieces of body.
+func corruptValues(t *testing.T, body []byte, at time.Time) []struct {
+	name  string
+	value []byte
+} {
+	cut := bytes.Index(body, []byte(`,"symbols"`))
+	if cut < 0 {
+		t.Fatal(`spot fixture has no ,"symbols"`)
+	}
+	return []struct {
+		name  string
+		value []byte
+	}{
+		{"not JSON", []byte("<html><body>502 Bad Gateway</body></html>")},
+		{"other market", envelopeJSON("usdm", at, usdmFixture(t))},
+		{"no exchange_info", []byte(fmt.Sprintf(`{"market":"spot","fetched_at":%q,"server_time":1,"etag":"x"}`, at.UTC().Format(time.RFC3339)))},
+		{"exchange_info cut mid-way", envelopeJSON("spot", at, body[:len(body)/2])},
+		// Valid JSON, and a JSON object: only validating Binance's body finds it.
+		{"exchange_info cut before symbols", envelopeJSON("spot", at, append(body[:cut:cut], '}'))},
+		{"exchange_info with no symbols", envelopeJSON("spot", at, []byte(`{"timezone":"UTC","serverTime":1694185561976,"symbols":[]}`))},
+		{"gzip of garbage", gzipBytes(t, []byte("garbage"))},
+		{"gzip cut short", func() []byte { z := gzipBytes(t, envelopeJSON("spot", at, body)); return z[:len(z)/2] }()},
+	}
+}
+
+// A corrupt value under both keys is a miss with a warning; the fetch that
+// follows overwrites both with a valid envelope.
+func TestFaults_RedisCorruptValue(t *testing.T) {
+	e := newRedisEnv(t, relaxed, false)
+	body := smallSpot(t)
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: body})
+	ctx := context.Background()
+	for _, tt := range corruptValues(t, body, e.clock.Now()) {
+		t.Run(tt.name, func(t *testing.T) {
+			e.resetLogs()
+			if err := e.rdb.Set(ctx, currentKey, tt.value, time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.rdb.Set(ctx, lastGoodKey, tt.value, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			asked := spotRequests(e.upstream)
+
+			c := e.newCache(symcache.Config{})
+			r := get(t, c, exchangeinfo.Spot, symcache.Miss)
+			if !bytes.Equal(r.Snapshot.Body(), body) {
+				t.Error("Get over a corrupt Redis: body differs from Binance's")
+			}
+			if n := spotRequests(e.upstream); n != asked+1 {
+				t.Errorf("upstream requests = %d, want %d", n, asked+1)
+			}
+			checkL2Stats(t, spotStats(t, c), 0, 1, 2)
+			if l2Warnings(t, e.logs, "current") != 1 || l2Warnings(t, e.logs, "last_good") != 1 {
+				t.Errorf("logs = %s\nwant one WARN naming each key", e.logs)
+			}
+
+			cur := e.checkStored(currentKey, body)
+			last := e.checkStored(lastGoodKey, body)
+			if !cur.FetchedAt.Equal(r.Snapshot.FetchedAt()) || !last.FetchedAt.Equal(r.Snapshot.FetchedAt()) {
+				t.Errorf("fetched_at current %v, last_good %v; want the fetch's %v", cur.FetchedAt, last.FetchedAt, r.Snapshot.FetchedAt())
+			}
+			e.checkTTLs(5 * time.Minute)
+			get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+		})
+	}
+}
+
+// A corrupt last_good while Binance fails: the answer is memory's snapshot or
+// 503, never the corrupt bytes, and Redis keeps what it had.
+func TestFaults_RedisCorruptLastGood(t *testing.T) {
+	ctx := context.Background()
+	body := smallSpot(t)
+	for _, tt := range corruptValues(t, body, time.Now().Add(time.Hour)) { // newer than anything fetched
+		t.Run(tt.name, func(t *testing.T) {
+			e := newRedisEnv(t, relaxed, false)
+			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: body})
+			warm := e.newCache(symcache.Config{})
+			good := get(t, warm, exchangeinfo.Spot, symcache.Miss).Snapshot
+			e.rdb.Del(ctx, currentKey) // expired
+			if err := e.rdb.Set(ctx, lastGoodKey, tt.value, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"120"}}})
+			e.clock.Advance(6 * time.Minute)
+
+			// A process that remembers the good snapshot serves it.
+			r := get(t, warm, exchangeinfo.Spot, symcache.Stale)
+			if r.Snapshot != good || r.Reason != "upstream 503" {
+				t.Errorf("Get = snapshot %p %q, want the good one in memory %p, %q", r.Snapshot, r.Reason, good, "upstream 503")
+			}
+			checkL2Stats(t, spotStats(t, warm), 0, 2, 1)
+			if n := l2Warnings(t, e.logs, "last_good"); n != 1 {
+				t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, lastGoodKey, e.logs)
+			}
+
+			// A new process has nothing valid anywhere: 503, not the corrupt bytes.
+			cold := e.newCache(symcache.Config{})
+			_, err := cold.Get(ctx, exchangeinfo.Spot)
+			var ue *symcache.UnavailableError
+			if !errors.As(err, &ue) || !errors.Is(err, symcache.ErrUnavailable) {
+				t.Errorf("Get with only a corrupt last_good = %v, want an *UnavailableError", err)
+			}
+			st := spotStats(t, cold)
+			if st.Unavailable != 1 || st.L2Hits != 0 || st.L2Errors < 1 {
+				t.Errorf("Stats() unavailable %d, L2 hits %d, L2 errors %d; want 1, 0, at least 1", st.Unavailable, st.L2Hits, st.L2Errors)
+			}
+			if got := e.rdb.Get(ctx, lastGoodKey).Val(); got != string(tt.value) {
+				t.Errorf("GET %s changed while Binance failed", lastGoodKey)
+			}
+			if n := e.rdb.Exists(ctx, currentKey).Val(); n != 0 {
+				t.Errorf("EXISTS %s = %d while Binance failed, want 0", currentKey, n)
+			}
+		})
+	}
+}
+
+// Keys evicted (deleted) or expired: the next Get is a plain miss, not an
+// error, fetches, and writes both keys again.
+func TestFaults_RedisKeysGone(t *testing.T) {
+	t.Run("deleted", func(t *testing.T) {
+		e := newRedisEnv(t, relaxed, false)
+		c := e.newCache(symcache.Config{})
+		get(t, c, exchangeinfo.Spot, symcache.Miss)
+		if n := e.rdb.Del(context.Background(), currentKey, lastGoodKey).Val(); n != 2 {
+			t.Fatalf("DEL current last_good = %d, want 2", n)
+		}
+		get(t, c, exchangeinfo.Spot, symcache.HitL1) // L1 is not Redis
+
+		c2 := e.newCache(symcache.Config{})
+		r := get(t, c2, exchangeinfo.Spot, symcache.Miss)
+		if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+			t.Error("Get after eviction: body differs from Binance's")
+		}
+		checkL2Stats(t, spotStats(t, c2), 0, 1, 0)
+		if n := l2Warnings(t, e.logs, ""); n != 0 {
+			t.Errorf("an absent key logged %d warnings, want none:\n%s", n, e.logs)
+		}
+		e.checkStored(currentKey, spotFixture(t))
+		e.checkStored(lastGoodKey, spotFixture(t))
+		e.checkTTLs(5 * time.Minute)
+		if n := spotRequests(e.upstream); n != 2 {
+			t.Errorf("upstream requests = %d, want 2", n)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		e := newRedisEnv(t, relaxed, false)
+		const ttl = time.Second // on the real clock: Redis expires the key itself
+		c := e.newCache(symcache.Config{TTL: ttl})
+		first := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
+		if d := e.rdb.PTTL(context.Background(), currentKey).Val(); d == -1 || d > ttl {
+			t.Errorf("PTTL %s = %v, want at most %v (or gone: -2ns)", currentKey, d, ttl)
+		}
+		for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(context.Background(), currentKey).Val() != 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still there 10s after a %v TTL", currentKey, ttl)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.checkStored(lastGoodKey, spotFixture(t)) // no TTL
+
+		// Another sidecar, whose TTL (5m) keeps the new current long enough to look at.
+		c2 := e.newCache(symcache.Config{})
+		r := get(t, c2, exchangeinfo.Spot, symcache.Miss)
+		checkL2Stats(t, spotStats(t, c2), 0, 1, 0)
+		if n := l2Warnings(t, e.logs, ""); n != 0 {
+			t.Errorf("an expired key logged %d warnings, want none:\n%s", n, e.logs)
+		}
+		cur := e.checkStored(currentKey, spotFixture(t))
+		last := e.checkStored(lastGoodKey, spotFixture(t))
+		e.checkTTLs(5 * time.Minute)
+		if !cur.FetchedAt.Equal(r.Snapshot.FetchedAt()) || !last.FetchedAt.Equal(r.Snapshot.FetchedAt()) || !r.Snapshot.FetchedAt().After(first.FetchedAt()) {
+			t.Errorf("fetched_at current %v, last_good %v; want the new fetch's %v", cur.FetchedAt, last.FetchedAt, r.Snapshot.FetchedAt())
+		}
+	})
+}
