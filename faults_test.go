@@ -346,3 +346,41 @@ func TestFaults_DiskCopySurvivesRestart(t *testing.T) {
 		t.Errorf("stale answer from disk: reason %q, same body %v; want upstream unreachable, true", r.Reason, bytes.Equal(r.Snapshot.Body(), good.Body()))
 	}
 }
+
+// A connection that never completes: the dial waits until the fetch's
+// deadline. The answer is the last good snapshot, STALE, "upstream timeout".
+func TestFaults_ConnectTimeout(t *testing.T) {
+	e := newFaultEnv(t)
+	c := e.cacheWith(e.upstream.URL, time.Second)
+	good := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
+
+	hanging := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			<-ctx.Done() // a SYN that is never answered
+			return nil, ctx.Err()
+		},
+	}}
+	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{e.upstream.URL}, HTTPClient: hanging, Timeout: 200 * time.Millisecond, Logger: e.log, Now: e.now.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := symcache.New(symcache.Config{
+		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
+		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}),
+		RefreshInterval: -1,
+		Logger:          e.log,
+		Now:             e.now.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	e.now.Advance(6 * time.Minute)
+	r := get(t, c2, exchangeinfo.Spot, symcache.Stale)
+	if r.Reason != "upstream timeout" || !bytes.Equal(r.Snapshot.Body(), good.Body()) {
+		t.Errorf("Get with a hanging connect = %q, same body %v; want \"upstream timeout\" and the last good body", r.Reason, bytes.Equal(r.Snapshot.Body(), good.Body()))
+	}
+	if n := c2.Stats()[0].Fetches["timeout"]; n != 1 {
+		t.Errorf("Stats().Fetches[timeout] = %d, want 1", n)
+	}
+}
