@@ -93,6 +93,7 @@ type Store interface {
 	Current(ctx context.Context, market string) (l2.Envelope, error)
 	LastGood(ctx context.Context, market string) (l2.Envelope, error)
 	Put(ctx context.Context, e l2.Envelope, ttl time.Duration) error
+	SeedLastGood(ctx context.Context, e l2.Envelope) (bool, error)
 }
 
 // Disk is an on-disk last good copy per market, as *disk.Store implements it.
@@ -498,6 +499,7 @@ func (c *Cache) refresher(ctx context.Context, ms *market) {
 			return
 		case <-t.C:
 		}
+		c.seed(ctx, ms)
 		if _, waiting := ms.backoff(c.cfg.Now()); waiting {
 			continue
 		}
@@ -578,6 +580,19 @@ func (c *Cache) save(ms *market, s *exchangeinfo.Snapshot) {
 	}
 	if err := c.cfg.Disk.Save(s); err != nil {
 		c.log.Warn("saving the disk copy failed", "market", ms.name, "tier", "disk", "err", err)
+	}
+}
+
+// seed puts the memory's last good snapshot back into Redis when Redis has
+// none (it restarted empty, say), so that other processes have a fallback
+// before the next successful fetch.
+func (c *Cache) seed(ctx context.Context, ms *market) {
+	s := ms.lastGood.Load()
+	if c.l2 == nil || s == nil || !c.servable(s) {
+		return
+	}
+	if wrote, err := c.l2.SeedLastGood(ctx, envelope(s)); err == nil && wrote {
+		c.log.Info("restored last_good in redis from memory", "market", ms.name, "tier", "l2")
 	}
 }
 

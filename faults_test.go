@@ -3,6 +3,7 @@ package symcache_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -382,5 +383,33 @@ func TestFaults_ConnectTimeout(t *testing.T) {
 	}
 	if n := c2.Stats()[0].Fetches["timeout"]; n != 1 {
 		t.Errorf("Stats().Fetches[timeout] = %d, want 1", n)
+	}
+}
+
+// Redis restarted empty while Binance fails: the refresher puts the last good
+// snapshot it holds back into Redis, so that other processes can fall back
+// on it (found by the chaos test).
+func TestFaults_LastGoodReseededAfterRedisLostIt(t *testing.T) {
+	e := newEnv(t, true)
+	c := e.cache(symcache.Config{RefreshInterval: 20 * time.Millisecond})
+	waitReady(t, c)
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusServiceUnavailable})
+	e.redis.Stop()
+	e.redis.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.rdb.Exists(context.Background(), "symcache:{spot}:last_good").Val() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("last_good not back in Redis 10s after it restarted empty")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var env struct {
+		ExchangeInfo json.RawMessage `json:"exchange_info"`
+	}
+	if err := json.Unmarshal(e.raw("symcache:{spot}:last_good"), &env); err != nil || !bytes.Equal(env.ExchangeInfo, spotFixture(t)) {
+		t.Errorf("reseeded last_good = %v, want the envelope of the recorded body", err)
+	}
+	if n := e.rdb.Exists(context.Background(), "symcache:{spot}:current").Val(); n != 0 {
+		t.Error("current was written without a fresh fetch")
 	}
 }

@@ -262,3 +262,29 @@ func gunzipIf(b []byte, limit int) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// SeedLastGood writes e as the market's last good envelope only when there is
+// none (after Redis lost its data, say), so that other processes have
+// something valid to fall back on before the next successful fetch. It never
+// replaces an existing value. It reports whether it wrote.
+func (s *Store) SeedLastGood(ctx context.Context, e Envelope) (bool, error) {
+	key := s.prefix + LastGoodKey(e.Market)
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	defer cancel()
+	// EXISTS first: SET NX would send megabytes for nothing when the key is there.
+	if n, err := s.rdb.Exists(ctx, key).Result(); err != nil || n == 1 {
+		if err != nil {
+			return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
+		}
+		return false, nil
+	}
+	b, err := encodeEnvelope(e, s.enc)
+	if err != nil {
+		return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
+	}
+	ok, err := s.rdb.SetNX(ctx, key, b, 0).Result()
+	if err != nil {
+		return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
+	}
+	return ok, nil
+}
