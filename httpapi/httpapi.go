@@ -59,7 +59,8 @@ type handler struct {
 	cache    Backend
 	log      *slog.Logger
 	now      func() time.Time
-	requests *prometheus.CounterVec
+	counters requestCounters
+	headers  preparedHeaders
 }
 
 // New returns the echo instance serving every route.
@@ -78,15 +79,19 @@ func New(cfg Config) (*echo.Echo, error) {
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	h := &handler{
-		cache: cfg.Cache,
-		log:   cfg.Logger,
-		now:   cfg.Now,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "symcache_http_requests_total",
-			Help: "HTTP requests by route and status code (499: the client went away before an answer).",
-		}, []string{"route", "code"}),
+		cache:   cfg.Cache,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		headers: newPreparedHeaders(),
+		counters: requestCounters{
+			vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "symcache_http_requests_total",
+				Help: "HTTP requests by route and status code (499: the client went away before an answer).",
+			}, []string{"route", "code"}),
+			m: map[routeCode]prometheus.Counter{},
+		},
 	}
-	if err := cfg.Registry.Register(h.requests); err != nil {
+	if err := cfg.Registry.Register(h.counters.vec); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
 	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache}); err != nil {
@@ -142,14 +147,22 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 // per request.
 func (h *handler) write(c echo.Context, res symcache.Result, etag string, body func() ([]byte, error), gz func() []byte) error {
 	r, s, now := c.Request(), res.Snapshot, h.now()
-	hdr := c.Response().Header()
-	hdr.Set("X-Cache", res.Source.String())
-	hdr.Set("Age", strconv.FormatInt(int64(max(s.Age(now), 0)/time.Second), 10))
-	hdr.Set("ETag", etag)
-	hdr.Set("Last-Modified", s.FetchedAt().UTC().Format(http.TimeFormat))
-	hdr.Set("Cache-Control", "max-age="+strconv.FormatInt(int64(max(res.Expires.Sub(now), 0)/time.Second), 10))
+	// The full answer is the hot path: its header values come from tables and
+	// from what was prepared once per snapshot, so a hit allocates nothing
+	// that grows with the payload and very little at all.
+	var prep *snapshotHeaders
 	if gz != nil {
-		hdr.Set("Vary", "Accept-Encoding")
+		prep = h.prepared(s)
+	}
+	hdr := c.Response().Header()
+	hdr["X-Cache"] = sourceValues[res.Source]
+	hdr["Age"] = seconds(ageValues, "", int64(max(s.Age(now), 0)/time.Second))
+	hdr["Cache-Control"] = seconds(maxAgeValues, "max-age=", int64(max(res.Expires.Sub(now), 0)/time.Second))
+	if prep != nil {
+		hdr["Etag"], hdr["Last-Modified"], hdr["Vary"] = prep.etag, prep.lastModified, varyValues
+	} else {
+		hdr["Etag"] = []string{etag}
+		hdr["Last-Modified"] = []string{s.FetchedAt().UTC().Format(http.TimeFormat)}
 	}
 	if res.Source == symcache.Stale {
 		hdr.Set("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
@@ -159,17 +172,24 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 	}
 	b, err := body()
 	if err != nil {
-		for _, k := range []string{"ETag", "Last-Modified", "Cache-Control", "Vary"} {
-			hdr.Del(k) // they describe an answer that is not sent
+		for _, k := range []string{"Etag", "Last-Modified", "Cache-Control", "Vary"} {
+			delete(hdr, k) // they describe an answer that is not sent
 		}
 		return err
 	}
-	if gz != nil && acceptsGzip(r.Header.Values("Accept-Encoding")) {
+	switch {
+	case prep != nil && acceptsGzip(r.Header.Values("Accept-Encoding")):
 		b = gz()
-		hdr.Set("Content-Encoding", "gzip")
+		hdr["Content-Encoding"], hdr["Content-Length"] = gzipValues, prep.gzipLen
+	case prep != nil:
+		hdr["Content-Length"] = prep.plainLen
+	default:
+		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
-	return c.Blob(http.StatusOK, "application/json", b)
+	hdr["Content-Type"] = jsonValues
+	c.Response().WriteHeader(http.StatusOK)
+	_, err = c.Response().Write(b)
+	return err
 }
 
 // derivedETag tags an answer computed from a snapshot and the request: the
@@ -241,11 +261,11 @@ func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" || c.Response().Status == http.StatusNotFound && route == "/*" {
 			route = "unmatched"
 		}
-		code := strconv.Itoa(c.Response().Status)
+		code := c.Response().Status
 		if !c.Response().Committed {
-			code = "499" // the client went away before an answer (nginx's code)
+			code = 499 // the client went away before an answer (nginx's code)
 		}
-		h.requests.WithLabelValues(route, code).Inc()
+		h.counter(route, code).Inc()
 		return nil
 	}
 }

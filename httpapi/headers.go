@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+)
+
+// Header values shared by every answer. They are never modified: net/http
+// only reads a response's header values.
+var (
+	jsonValues   = []string{"application/json"}
+	gzipValues   = []string{"gzip"}
+	varyValues   = []string{"Accept-Encoding"}
+	sourceValues = map[symcache.Source][]string{
+		symcache.HitL1: {symcache.HitL1.String()},
+		symcache.HitL2: {symcache.HitL2.String()},
+		symcache.Miss:  {symcache.Miss.String()},
+		symcache.Stale: {symcache.Stale.String()},
+	}
+)
+
+// cachedSeconds is how many Age and max-age values are kept ready: an hour
+// covers any sensible TTL; older ages are formatted per answer.
+const cachedSeconds = 3600
+
+var ageValues, maxAgeValues = secondsTable(""), secondsTable("max-age=")
+
+func secondsTable(prefix string) *[cachedSeconds][]string {
+	var t [cachedSeconds][]string
+	for i := range t {
+		t[i] = []string{prefix + strconv.Itoa(i)}
+	}
+	return &t
+}
+
+func seconds(table *[cachedSeconds][]string, prefix string, n int64) []string {
+	if n >= 0 && n < cachedSeconds {
+		return table[n]
+	}
+	return []string{prefix + strconv.FormatInt(n, 10)}
+}
+
+// snapshotHeaders are the header values of a full answer that depend only on
+// its snapshot, made once per snapshot.
+type snapshotHeaders struct {
+	snap               *exchangeinfo.Snapshot
+	etag, lastModified []string
+	plainLen, gzipLen  []string
+}
+
+// preparedHeaders holds the current snapshotHeaders of each market: one
+// entry per market, replaced when the snapshot changes, so nothing piles up.
+type preparedHeaders struct {
+	byMarket map[exchangeinfo.Market]*atomic.Pointer[snapshotHeaders]
+}
+
+func newPreparedHeaders() preparedHeaders {
+	p := preparedHeaders{byMarket: map[exchangeinfo.Market]*atomic.Pointer[snapshotHeaders]{}}
+	for _, m := range exchangeinfo.Markets() {
+		p.byMarket[m] = new(atomic.Pointer[snapshotHeaders])
+	}
+	return p
+}
+
+func (h *handler) prepared(s *exchangeinfo.Snapshot) *snapshotHeaders {
+	slot := h.headers.byMarket[s.Market()]
+	if cur := slot.Load(); cur != nil && cur.snap == s {
+		return cur
+	}
+	p := &snapshotHeaders{
+		snap:         s,
+		etag:         []string{s.ETag()},
+		lastModified: []string{s.FetchedAt().UTC().Format(http.TimeFormat)},
+		plainLen:     []string{strconv.Itoa(len(s.Body()))},
+		gzipLen:      []string{strconv.Itoa(len(s.Gzip()))},
+	}
+	slot.Store(p)
+	return p
+}
+
+// requestCounters resolves symcache_http_requests_total's children once per
+// route and status, so counting a request allocates nothing.
+type requestCounters struct {
+	vec *prometheus.CounterVec
+	mu  sync.RWMutex
+	m   map[routeCode]prometheus.Counter
+}
+
+type routeCode struct {
+	route string
+	code  int
+}
+
+func (h *handler) counter(route string, code int) prometheus.Counter {
+	k := routeCode{route, code}
+	h.counters.mu.RLock()
+	c, ok := h.counters.m[k]
+	h.counters.mu.RUnlock()
+	if ok {
+		return c
+	}
+	c = h.counters.vec.WithLabelValues(route, strconv.Itoa(code))
+	h.counters.mu.Lock()
+	h.counters.m[k] = c
+	h.counters.mu.Unlock()
+	return c
+}
