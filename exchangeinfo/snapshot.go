@@ -14,10 +14,8 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 )
@@ -59,13 +57,15 @@ type Snapshot struct {
 	body       []byte
 	serverTime time.Time
 	fetchedAt  time.Time
-	etag       string
 	symbols    []Symbol
 	index      map[string]int
 
 	// The symbols array is body[arrOpen] == '[' … body[arrClose] == ']';
 	// Answer keeps the bytes around it as they are.
 	arrOpen, arrClose int
+
+	etagOnce sync.Once
+	etag     string
 
 	gzipOnce sync.Once
 	gzipBody []byte
@@ -97,224 +97,16 @@ func Parse(m Market, body []byte, fetchedAt time.Time) (*Snapshot, error) {
 	if err := s.scan(); err != nil {
 		return nil, err
 	}
-	s.etag = ETag(body)
 	return s, nil
 }
 
 // ETag returns a strong HTTP entity tag (quoted) for b: a hash of the bytes
-// alone, so every process gives the same tag for the same bytes. Parse uses
-// it for Body, so the answer to a full Query has the snapshot's ETag.
+// alone, so every process gives the same tag for the same bytes.
+// Snapshot.ETag is ETag(Body), so the answer to a full Query has the
+// snapshot's ETag.
 func ETag(b []byte) string {
 	sum := sha256.Sum256(b)
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
-}
-
-// scan walks the top-level object once, keeping serverTime and the span of
-// every symbol object within body.
-func (s *Snapshot) scan() error {
-	dec := json.NewDecoder(bytes.NewReader(s.body))
-	dec.UseNumber()
-	if err := expectDelim(dec, '{', s.body); err != nil {
-		return err
-	}
-	var (
-		sawSymbols, sawServerTime bool
-		errCode                   *json.Number
-		errMsg                    string
-	)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return syntaxError(err, s.body)
-		}
-		key, _ := tok.(string)
-		switch key {
-		case "symbols":
-			if sawSymbols {
-				return invalid("symbols appears twice")
-			}
-			sawSymbols = true
-			if err := s.scanSymbols(dec); err != nil {
-				return err
-			}
-		case "serverTime":
-			var n json.Number
-			if err := dec.Decode(&n); err != nil {
-				if isSyntax(err) {
-					return syntaxError(err, s.body)
-				}
-				return invalid("serverTime is not a number")
-			}
-			ms, err := n.Int64()
-			if err != nil || ms <= 0 {
-				return invalid("serverTime %s is not a positive integer", n)
-			}
-			sawServerTime = true
-			s.serverTime = time.UnixMilli(ms).UTC()
-		case "code":
-			var n json.Number
-			if err := dec.Decode(&n); err != nil {
-				return syntaxError(err, s.body)
-			}
-			errCode = &n
-		case "msg":
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return syntaxError(err, s.body)
-			}
-			_ = json.Unmarshal(raw, &errMsg)
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return syntaxError(err, s.body)
-			}
-		}
-	}
-	if err := expectDelim(dec, '}', s.body); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return invalid("trailing data after the JSON object")
-	}
-	switch {
-	case errCode != nil && !sawSymbols:
-		return invalid("Binance error %s: %.200q", errCode.String(), errMsg)
-	case !sawSymbols || s.symbols == nil:
-		return invalid("no symbols array")
-	case len(s.symbols) == 0:
-		return invalid("empty symbols array")
-	case !sawServerTime:
-		return invalid("no serverTime")
-	}
-	return nil
-}
-
-func (s *Snapshot) scanSymbols(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return syntaxError(err, s.body)
-	}
-	if tok == nil {
-		return nil // "symbols": null
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return invalid("symbols is not an array")
-	}
-	s.arrOpen = int(dec.InputOffset()) - 1 // the offset just after the '[' token
-	s.symbols = make([]Symbol, 0, 1024)
-	s.index = make(map[string]int, 1024)
-	for i := 0; dec.More(); i++ {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return syntaxError(err, s.body)
-		}
-		// raw is a copy of the value; the same bytes end at InputOffset in body.
-		end := int(dec.InputOffset())
-		obj := s.body[end-len(raw) : end : end]
-		sym, err := parseSymbol(obj)
-		if err != nil {
-			return invalid("symbols[%d]: %v", i, err)
-		}
-		if _, dup := s.index[sym.Name]; dup {
-			return invalid("symbols[%d]: duplicate symbol %q", i, sym.Name)
-		}
-		s.index[sym.Name] = len(s.symbols)
-		s.symbols = append(s.symbols, sym)
-	}
-	if err := expectDelim(dec, ']', s.body); err != nil {
-		return err
-	}
-	s.arrClose = int(dec.InputOffset()) - 1
-	return nil
-}
-
-func parseSymbol(obj []byte) (Symbol, error) {
-	if len(obj) == 0 || obj[0] != '{' {
-		return Symbol{}, errors.New("not an object")
-	}
-	// Only the name is required; the other fields are read when they have
-	// the expected shape, so that a change in an optional field's form does
-	// not reject a whole snapshot.
-	var f struct {
-		Symbol         json.RawMessage `json:"symbol"`
-		Status         json.RawMessage `json:"status"`
-		ContractStatus json.RawMessage `json:"contractStatus"`
-		BaseAsset      json.RawMessage `json:"baseAsset"`
-		QuoteAsset     json.RawMessage `json:"quoteAsset"`
-		Permissions    json.RawMessage `json:"permissions"`
-		PermissionSets json.RawMessage `json:"permissionSets"`
-	}
-	if err := json.Unmarshal(obj, &f); err != nil {
-		return Symbol{}, err
-	}
-	sym := Symbol{Raw: obj}
-	if json.Unmarshal(f.Symbol, &sym.Name) != nil || sym.Name == "" {
-		return Symbol{}, errors.New("no symbol name")
-	}
-	_ = json.Unmarshal(f.Status, &sym.Status)
-	if sym.Status == "" {
-		_ = json.Unmarshal(f.ContractStatus, &sym.Status)
-	}
-	_ = json.Unmarshal(f.BaseAsset, &sym.BaseAsset)
-	_ = json.Unmarshal(f.QuoteAsset, &sym.QuoteAsset)
-	_ = json.Unmarshal(f.Permissions, &sym.Perms)
-	// permissionSets is [["SPOT","MARGIN"],…] on spot and a flat list on USD-M.
-	var sets [][]string
-	if json.Unmarshal(f.PermissionSets, &sets) != nil {
-		var flat []string
-		if json.Unmarshal(f.PermissionSets, &flat) == nil {
-			sets = [][]string{flat}
-		}
-	}
-	for _, set := range sets {
-		for _, p := range set {
-			if !contains(sym.Perms, p) {
-				sym.Perms = append(sym.Perms, p)
-			}
-		}
-	}
-	return sym, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim, body []byte) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return syntaxError(err, body)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		if want == '{' {
-			return invalid("not a JSON object")
-		}
-		return invalid("expected %q, found %v", want, tok)
-	}
-	return nil
-}
-
-func isSyntax(err error) bool {
-	var se *json.SyntaxError
-	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
-}
-
-// syntaxError turns a decoder error into an *InvalidError, telling a body cut
-// short apart from one that is not JSON.
-func syntaxError(err error, body []byte) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return invalid("body cut short after %d bytes", len(body))
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return invalid("not JSON at byte %d: %v", se.Offset, se)
-	}
-	return invalid("%v", err)
 }
 
 // Market is the market the snapshot belongs to.
@@ -333,8 +125,12 @@ func (s *Snapshot) FetchedAt() time.Time { return s.fetchedAt }
 func (s *Snapshot) Age(now time.Time) time.Duration { return now.Sub(s.fetchedAt) }
 
 // ETag is a strong HTTP entity tag (quoted) derived from Body alone, so every
-// process that holds the same bytes gives the same tag.
-func (s *Snapshot) ETag() string { return s.etag }
+// process that holds the same bytes gives the same tag. It is computed on
+// first use, once: hashing the body costs about as much as Parse itself.
+func (s *Snapshot) ETag() string {
+	s.etagOnce.Do(func() { s.etag = ETag(s.body) })
+	return s.etag
+}
 
 // Len is the number of symbols.
 func (s *Snapshot) Len() int { return len(s.symbols) }

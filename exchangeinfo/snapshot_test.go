@@ -268,22 +268,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func BenchmarkParse(b *testing.B) {
-	for _, file := range []string{"spot_exchangeinfo.json", "usdm_exchangeinfo.json", "coinm_exchangeinfo.json"} {
-		body := fetchtest.Fixture(b, "binance/"+file)
-		m := exchangeinfo.Market(strings.SplitN(file, "_", 2)[0])
-		b.Run(file, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if _, err := exchangeinfo.Parse(m, body, time.Now()); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 func gunzip(t *testing.T, z []byte) []byte {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(z))
