@@ -3,7 +3,7 @@
 # tests against real redis-server processes the tests start themselves.
 GO ?= go
 
-.PHONY: test deps vet fmt-check run replay build fuzz bench chaos
+.PHONY: test deps vet fmt-check run replay build fuzz bench chaos bench-load
 
 test: deps vet fmt-check
 	$(GO) test -race -count=1 ./...
@@ -50,3 +50,8 @@ chaos: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The load harness (bench/README.md): symcache vs nginx and Varnish on
+# loopback, servers on one CPU and wrk on the other, about 5-6 minutes.
+bench-load: deps
+	./bench/load.sh

@@ -1,6 +1,8 @@
 // Package bench measures symcache's serving path against a baseline measured
-// in the same run. For now it holds Go benchmarks over loopback HTTP: the
-// sidecar's handler on an L1 hit against a plain net/http handler writing the
-// same bytes from memory. The load harness comparing with nginx and Varnish
-// (SPEC "Performance") comes with the performance work.
+// in the same run. It holds Go benchmarks over loopback HTTP: the sidecar's
+// handler on an L1 hit against a plain net/http handler writing the same
+// bytes from memory. The load harness comparing the built sidecar with nginx
+// and Varnish serving the same bytes (SPEC "Performance") is bench/load.sh,
+// with its helper in bench/load and its reports in bench/results; see
+// bench/README.md.
 package bench
