@@ -356,6 +356,7 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 
 // load runs once per market at a time, for every caller that missed L1.
 func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
+	readLastGood := false // L2's last_good was read in this load
 	if c.l2 != nil {
 		s := c.readL2(ctx, ms, c.l2.Current, l2.CurrentKey(string(ms.name)))
 		if s != nil && c.fresh(s) {
@@ -371,17 +372,18 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 			c.remember(ms, s) // past its TTL, still valid: a fallback, and the yardstick of checkShrink
 		}
 		if ms.lastGood.Load() == nil { // a new process: know last good before judging a fresh answer
+			readLastGood = true
 			if s := c.readL2(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil {
 				c.remember(ms, s)
 			}
 		}
 	}
 	if err, waiting := ms.backoff(c.cfg.Now()); waiting {
-		return c.fallback(ctx, ms, err)
+		return c.fallback(ctx, ms, err, !readLastGood)
 	}
 	s, err := c.fetch(ctx, ms)
 	if err != nil {
-		return c.fallback(ctx, ms, err)
+		return c.fallback(ctx, ms, err, !readLastGood)
 	}
 	return Result{Snapshot: s, Source: Miss}, nil
 }
@@ -428,11 +430,12 @@ func (c *Cache) store(ctx context.Context, s *exchangeinfo.Snapshot) {
 	}
 }
 
-// fallback serves the newest valid snapshot known, in memory or in L2's
-// last_good, when the upstream failed with cause.
-func (c *Cache) fallback(ctx context.Context, ms *market, cause error) (Result, error) {
+// fallback serves the newest valid snapshot known, in memory or (when
+// readL2 is set: the caller has not just read it) in L2's last_good, when
+// the upstream failed with cause.
+func (c *Cache) fallback(ctx context.Context, ms *market, cause error, readL2 bool) (Result, error) {
 	best := ms.lastGood.Load()
-	if c.l2 != nil {
+	if c.l2 != nil && readL2 {
 		if s := c.readL2(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil && (best == nil || s.FetchedAt().After(best.FetchedAt())) {
 			best = s
 			c.remember(ms, s)
