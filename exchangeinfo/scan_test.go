@@ -133,29 +133,9 @@ func FuzzParse_Reference(f *testing.F) {
 	})
 }
 
-// spot15MB is the spot fixture with its symbols repeated, under new names,
-// until the body is about 15 MB.
+// spot15MB is the spot fixture grown to about 15 MB (see fetchtest.Grow).
 func spot15MB(tb testing.TB) []byte {
-	body := fetchtest.Fixture(tb, "binance/spot_exchangeinfo.json")
-	s, err := Parse(Spot, body, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out bytes.Buffer
-	out.Grow(15 << 20)
-	out.Write(body[:s.arrOpen+1])
-	for round := 0; out.Len() < 15<<20-len(body); round++ {
-		for i, sym := range s.symbols {
-			if round > 0 || i > 0 {
-				out.WriteByte(',')
-			}
-			name, _ := json.Marshal(sym.Name)
-			renamed, _ := json.Marshal(sym.Name + "R" + strings.Repeat("X", round))
-			out.Write(bytes.Replace(sym.Raw, name, renamed, 1))
-		}
-	}
-	out.Write(body[s.arrClose:])
-	return out.Bytes()
+	return fetchtest.Grow(tb, fetchtest.Fixture(tb, "binance/spot_exchangeinfo.json"), 15<<20)
 }
 
 // exchangeInfo is the whole spot answer as typed structs, for the
