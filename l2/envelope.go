@@ -49,6 +49,13 @@ type Envelope struct {
 	ServerTime   int64           `json:"server_time"` // Binance serverTime, ms since epoch
 	ETag         string          `json:"etag"`
 	ExchangeInfo json.RawMessage `json:"exchange_info"` // a JSON object, always the last field
+
+	// BodyGzip is a gzip of ExchangeInfo alone, or nil. Put stores it as it
+	// is (it must be a single gzip member inflating to exactly ExchangeInfo)
+	// instead of compressing ExchangeInfo again; Current and LastGood set it
+	// when the stored value carries one, so a reader can serve gzip without
+	// compressing. It is not part of the JSON.
+	BodyGzip []byte `json:"-"`
 }
 
 // header is an Envelope without ExchangeInfo, which encodeEnvelope appends
@@ -158,29 +165,166 @@ func encodeEnvelope(e Envelope, enc Encoding) ([]byte, error) {
 		b = append(b, e.ExchangeInfo...)
 		return append(b, '}'), nil
 	}
+	// Three gzip members, which any gunzip reads as one stream: the header,
+	// exchange_info alone (so that a reader gets a gzip of the body for
+	// free), and the closing brace.
 	var buf bytes.Buffer
-	buf.Grow(n / 16) // Binance's JSON compresses about 40:1
-	zw, err := gzip.NewWriterLevel(&buf, gzipLevel)
-	if err != nil {
+	buf.Grow(len(h) + len(exchangeInfoField) + len(e.BodyGzip) + 128)
+	if err := gzipTo(&buf, h, []byte(exchangeInfoField)); err != nil {
 		return nil, err
 	}
-	zw.Write(h) // a bytes.Buffer does not fail; Close reports anything else
-	io.WriteString(zw, exchangeInfoField)
-	zw.Write(e.ExchangeInfo)
-	zw.Write([]byte{'}'})
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("gzip envelope: %w", err)
+	if e.BodyGzip != nil {
+		buf.Write(e.BodyGzip)
+	} else if err := gzipTo(&buf, e.ExchangeInfo); err != nil {
+		return nil, err
+	}
+	if err := gzipTo(&buf, []byte("}")); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// decodeEnvelope returns the envelope in b, gzip-compressed or not. It never
-// returns an envelope that checkEnvelope refuses.
-func decodeEnvelope(b []byte) (Envelope, error) {
-	b, err := gunzipIf(b, maxInflated)
+// gzipTo appends one gzip member holding parts to buf.
+func gzipTo(buf *bytes.Buffer, parts ...[]byte) error {
+	zw, err := gzip.NewWriterLevel(buf, gzipLevel)
 	if err != nil {
-		return Envelope{}, err
+		return err
 	}
+	for _, p := range parts {
+		zw.Write(p) // a bytes.Buffer does not fail; Close reports anything else
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("gzip envelope: %w", err)
+	}
+	return nil
+}
+
+// decodeEnvelope returns the envelope in b, gzip-compressed or not. It never
+// returns an envelope that checkEnvelope refuses. ExchangeInfo is checked
+// only to be braces-delimited: validating megabytes is the reader's job
+// (exchangeinfo.Parse), and the fast path below leaves it to it.
+//
+// Envelopes laid out as encodeEnvelope writes them (exchange_info last) are
+// split without scanning exchange_info, and a gzip value written in three
+// members gives its middle one as BodyGzip; anything else, such as a value
+// another writer laid out differently, is decoded by encoding/json.
+func decodeEnvelope(b []byte) (Envelope, error) {
+	var members []member
+	if isGzip(b) {
+		var err error
+		if b, members, err = gunzipMembers(b, maxInflated); err != nil {
+			return Envelope{}, err
+		}
+	}
+	e, at, ok := splitEnvelope(b)
+	if !ok || checkEnvelope(e) != nil {
+		return decodeEnvelopeJSON(b) // another layout; or broken, and this says how
+	}
+	// The middle of three members is a gzip of exchange_info alone when it
+	// starts where exchange_info starts and holds exactly its bytes.
+	if len(members) == 3 && at == len(members[0].plain) && len(e.ExchangeInfo) == len(members[1].plain) {
+		e.BodyGzip = members[1].raw
+	}
+	return e, nil
+}
+
+// splitEnvelope decodes b when it is a JSON object whose members before
+// exchange_info have only strings, numbers or literals as values, and
+// exchange_info is its last member: then exchange_info is everything from its
+// value's first byte to the envelope's closing brace (the whitespace before
+// that brace included, so Binance's body comes back byte for byte) and is
+// not scanned. It also returns where exchange_info starts in b. ok is false
+// when b is laid out otherwise; the caller then decodes it in full.
+func splitEnvelope(b []byte) (e Envelope, at int, ok bool) {
+	end := len(bytes.TrimRight(b, jsonSpace)) - 1 // the envelope's closing brace
+	i := skipSpace(b, 0)
+	if end <= i || b[i] != '{' || b[end] != '}' {
+		return Envelope{}, 0, false
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		keyStart := i
+		keyEnd, ok := skipString(b, i)
+		if !ok {
+			return Envelope{}, 0, false
+		}
+		i = skipSpace(b, keyEnd)
+		if i >= end || b[i] != ':' {
+			return Envelope{}, 0, false
+		}
+		i = skipSpace(b, i+1)
+		if string(b[keyStart:keyEnd]) == `"exchange_info"` {
+			if i >= end {
+				return Envelope{}, 0, false
+			}
+			// The header: the members before this one, as an object of their own.
+			h := bytes.TrimRight(b[:keyStart], jsonSpace)
+			head := make([]byte, 0, len(h)+1)
+			head = append(append(head, bytes.TrimSuffix(h, []byte(","))...), '}')
+			var hd header
+			if err := json.Unmarshal(head, &hd); err != nil {
+				return Envelope{}, 0, false
+			}
+			return Envelope{
+				Market:       hd.Market,
+				FetchedAt:    hd.FetchedAt,
+				ServerTime:   hd.ServerTime,
+				ETag:         hd.ETag,
+				ExchangeInfo: b[i:end:end],
+			}, i, true
+		}
+		// Any other member's value: a string, or a number or literal.
+		switch {
+		case i >= end:
+			return Envelope{}, 0, false
+		case b[i] == '"':
+			if i, ok = skipString(b, i); !ok {
+				return Envelope{}, 0, false
+			}
+		case b[i] == '{' || b[i] == '[':
+			return Envelope{}, 0, false
+		default:
+			for i < end && b[i] != ',' && b[i] != '}' && !isSpace(b[i]) {
+				i++
+			}
+		}
+		i = skipSpace(b, i)
+		if i >= end || b[i] != ',' {
+			return Envelope{}, 0, false // the end, without exchange_info
+		}
+		i++
+	}
+}
+
+// skipString returns the index just past the JSON string starting at b[i].
+func skipString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, true
+		}
+	}
+	return 0, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// decodeEnvelopeJSON decodes an envelope in any layout with encoding/json,
+// which scans (and so validates) all of it.
+func decodeEnvelopeJSON(b []byte) (Envelope, error) {
 	var e Envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
@@ -261,6 +405,52 @@ func gunzipIf(b []byte, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("gunzip: more than %d bytes", limit)
 	}
 	return buf.Bytes(), nil
+}
+
+func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
+
+// A member is one gzip member of a value: its compressed bytes and what they
+// inflate to.
+type member struct{ raw, plain []byte }
+
+// gunzipMembers inflates the gzip value b member by member into one buffer,
+// plain, which is what a multistream gzip reader gives; members' plain bytes
+// are slices of it. Inflating past limit bytes in all is an error.
+func gunzipMembers(b []byte, limit int) (plain []byte, members []member, err error) {
+	r := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than each member's end
+	var zr gzip.Reader
+	var out bytes.Buffer
+	// Binance's JSON deflates about 40:1; the buffer grows if it is more.
+	out.Grow(min(48*len(b), limit) + bytes.MinRead)
+	var ends []int
+	for r.Len() > 0 {
+		start := len(b) - r.Len()
+		if err := zr.Reset(r); err != nil {
+			return nil, nil, fmt.Errorf("gunzip: member %d: %w", len(members)+1, err)
+		}
+		zr.Multistream(false)
+		if _, err := out.ReadFrom(io.LimitReader(&zr, int64(limit-out.Len())+1)); err != nil {
+			return nil, nil, fmt.Errorf("gunzip: member %d: %w", len(members)+1, err)
+		}
+		if out.Len() > limit {
+			return nil, nil, fmt.Errorf("gunzip: more than %d bytes", limit)
+		}
+		members = append(members, member{raw: b[start : len(b)-r.Len() : len(b)-r.Len()]})
+		ends = append(ends, out.Len())
+	}
+	if len(members) == 0 {
+		return nil, nil, errors.New("gunzip: empty value")
+	}
+	plain = out.Bytes()
+	if cap(plain) > len(plain)+len(plain)/4 { // a snapshot keeps these bytes: no room to spare
+		plain = bytes.Clone(plain)
+	}
+	from := 0
+	for i, end := range ends {
+		members[i].plain = plain[from:end:end]
+		from = end
+	}
+	return plain, members, nil
 }
 
 // SeedLastGood writes e as the market's last good envelope only when there is
