@@ -361,7 +361,7 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 		s := c.readL2(ctx, ms, c.l2.Current, l2.CurrentKey(string(ms.name)))
 		if s != nil && c.fresh(s) {
 			ms.stats.l2Hits.Add(1)
-			s.Gzip() // compressed once, before anyone is served from it
+			go s.Gzip() // unless L2 gave it: compressed once, off the path of this load
 			c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
 			c.remember(ms, s)
 			c.save(ms, s)
@@ -474,6 +474,9 @@ func (c *Cache) readL2(ctx context.Context, ms *market, read func(context.Contex
 		ms.stats.l2Errors.Add(1)
 		c.log.Warn("ignoring invalid snapshot in redis", "market", ms.name, "tier", "l2", "key", key, "err", err)
 		return nil
+	}
+	if e.BodyGzip != nil {
+		s.UseGzip(e.BodyGzip) // a gzip L2 value carries the body's gzip: no compressing
 	}
 	return s
 }
@@ -693,5 +696,6 @@ func envelope(s *exchangeinfo.Snapshot) l2.Envelope {
 		ServerTime:   s.ServerTime().UnixMilli(),
 		ETag:         s.ETag(),
 		ExchangeInfo: s.Body(),
+		BodyGzip:     s.Gzip(), // made when the snapshot was; a gzip L2 stores it as it is
 	}
 }

@@ -2,9 +2,11 @@ package symcache_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +46,7 @@ type env struct {
 	rdb      *redis.Client
 	clock    *clock
 	log      *slog.Logger
+	encoding l2.Encoding // of L2 values; "" is l2's default
 }
 
 func newEnv(t *testing.T, withRedis bool) *env {
@@ -69,7 +72,7 @@ func (e *env) cache(cfg symcache.Config) *symcache.Cache {
 		cfg.Upstreams[m] = c
 	}
 	if e.redis != nil {
-		cfg.L2 = l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}) // 3.7 MB of JSON under -race
+		cfg.L2 = l2.New(l2.Config{Client: e.rdb, Logger: e.log, Encoding: e.encoding, Timeout: time.Second}) // 3.7 MB of JSON under -race
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = -1
@@ -162,6 +165,42 @@ func TestCache_Get_EachTier(t *testing.T) {
 	get(t, c, exchangeinfo.USDM, symcache.Miss)
 	if _, err := c.Get(context.Background(), exchangeinfo.COINM); !errors.Is(err, symcache.ErrUnknownMarket) {
 		t.Errorf("Get(coinm) = %v, want ErrUnknownMarket", err)
+	}
+}
+
+// TestCache_Get_GzipL2ServesStoredGzip checks that with gzip L2 values the
+// body is compressed once for the whole deployment: the process that fetched
+// stores its snapshot's gzip as the value's middle member, and a process
+// promoting the value from L2 serves that member as it is.
+func TestCache_Get_GzipL2ServesStoredGzip(t *testing.T) {
+	e := newEnv(t, true)
+	e.encoding = l2.Gzip
+	r := get(t, e.cache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+	value := e.raw("symcache:{spot}:current")
+	at := bytes.Index(value, r.Snapshot.Gzip())
+	if at < 0 {
+		t.Fatalf("the L2 value (%d bytes) does not hold the snapshot's gzip (%d bytes) as it is", len(value), len(r.Snapshot.Gzip()))
+	}
+	// Mark the member (its MTIME, which readers do not check), so that a
+	// reader compressing the body itself would give other bytes.
+	value = bytes.Clone(value)
+	value[at+4] ^= 0x5a
+	if err := e.rdb.Set(context.Background(), "symcache:{spot}:current", value, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := get(t, e.cache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+	if gz := r2.Snapshot.Gzip(); !bytes.Equal(gz, value[at:at+len(gz)]) || gz[4] == r.Snapshot.Gzip()[4] {
+		t.Fatalf("HIT-L2 snapshot's gzip is not the stored member")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(r2.Snapshot.Gzip()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, spotFixture(t)) {
+		t.Fatalf("HIT-L2 gzip inflates to %d bytes (%v), want the fixture", len(plain), err)
+	}
+	if n := spotRequests(e.upstream); n != 1 {
+		t.Errorf("upstream requests = %d, want 1", n)
 	}
 }
 

@@ -204,6 +204,27 @@ func TestSnapshot_Gzip(t *testing.T) {
 	}
 }
 
+func TestSnapshot_UseGzip(t *testing.T) {
+	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
+	s, _ := exchangeinfo.Parse(exchangeinfo.COINM, body, time.Now())
+	given := []byte("given") // not checked: the caller vouches for it
+	if !s.UseGzip(given) {
+		t.Fatal("UseGzip before Gzip = false, want true")
+	}
+	if got := s.Gzip(); &got[0] != &given[0] {
+		t.Errorf("Gzip() = %q, want the bytes given to UseGzip", got)
+	}
+
+	s2, _ := exchangeinfo.Parse(exchangeinfo.COINM, body, time.Now())
+	z := s2.Gzip()
+	if s2.UseGzip(given) {
+		t.Error("UseGzip after Gzip = true, want false")
+	}
+	if got := s2.Gzip(); &got[0] != &z[0] {
+		t.Error("UseGzip after Gzip replaced the gzip")
+	}
+}
+
 func TestParseMarket(t *testing.T) {
 	tests := []struct {
 		in   string
