@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// Grow returns an exchangeInfo answer of at least size bytes made from body
+// Grow returns an exchangeInfo answer of size bytes, give or take one symbol,
+// made from body
 // (a recorded answer such as Fixture(t, "binance/spot_exchangeinfo.json")):
 // its symbols repeated, each copy renamed ("BTCUSDT" becomes "BTCUSDTR",
 // "BTCUSDTRX", ...) so every name stays unique, and everything around the
@@ -72,9 +73,13 @@ func grow(body []byte, size int) ([]byte, error) {
 	var out bytes.Buffer
 	out.Grow(size + len(body))
 	out.Write(body[:closeAt])
-	for round := 1; out.Len()+len(body)-closeAt < size; round++ {
+	tail := len(body) - closeAt
+	for round := 1; out.Len()+tail < size; round++ {
 		suffix := "R" + strings.Repeat("X", round-1)
 		for i, raw := range top.Symbols {
+			if out.Len()+tail >= size {
+				break
+			}
 			out.WriteByte(',')
 			name := names[i]
 			renamed := append(append(bytes.Clone(name[:len(name)-1]), suffix...), '"')
