@@ -42,17 +42,11 @@ const (
 // '\\', a control character or not ASCII, or len(b). Strings are mostly
 // short, so it looks at 16 bytes at once without a branch per word.
 func plainEnd(b []byte, j int) int {
-	for j+16 <= len(b) {
-		x, y := binary.LittleEndian.Uint64(b[j:]), binary.LittleEndian.Uint64(b[j+8:])
-		t, u := special(x), special(y)
-		n := bits.TrailingZeros64(t)
-		if t == 0 {
-			n = 64 + bits.TrailingZeros64(u)
+	for j+8 <= len(b) {
+		if t := special(binary.LittleEndian.Uint64(b[j:])); t != 0 {
+			return j + bits.TrailingZeros64(t)/8
 		}
-		if n < 128 {
-			return j + n/8
-		}
-		j += 16
+		j += 8
 	}
 	for j < len(b) && plainByte[b[j]] {
 		j++
@@ -61,10 +55,14 @@ func plainEnd(b []byte, j int) int {
 }
 
 // special has the top bit set in the lowest byte of x (little-endian) that is
-// '"', '\\', below 0x20 or above 0x7f, and possibly in bytes above it.
+// '"', '\\', below 0x20 or above 0x7f, and possibly in bytes above it. Each
+// subtraction sets a byte's top bit when the byte is below what is
+// subtracted (q and e are 0 where x is '"' or '\\'), or at or above 0x80
+// plus that (then x's own top bit is set too); its borrow only flags bytes
+// above one that is flagged rightly.
 func special(x uint64) uint64 {
 	q, e := x^(lsb*'"'), x^(lsb*'\\')
-	return ((q-lsb)&^q | (e-lsb)&^e | (x-lsb*0x20)&^x | x) & msb
+	return ((q - lsb) | (e - lsb) | (x - lsb*0x20) | x) & msb
 }
 
 // parser holds the state of one Parse.

@@ -325,3 +325,28 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// TestPlainEnd checks the word-at-a-time search against the byte table: every
+// byte value at every offset of a word, after plain bytes and before any.
+func TestPlainEnd(t *testing.T) {
+	slow := func(b []byte, j int) int {
+		for j < len(b) && plainByte[b[j]] {
+			j++
+		}
+		return j
+	}
+	for c := 0; c < 256; c++ {
+		for at := 0; at < 20; at++ {
+			for _, after := range []byte{'a', '"', 0x00, 0xff, 0x1f, 0x80} {
+				b := bytes.Repeat([]byte{'x'}, at)
+				b = append(b, byte(c))
+				b = append(b, bytes.Repeat([]byte{after}, 9)...)
+				for j := 0; j <= min(at, 3); j++ {
+					if got, want := plainEnd(b, j), slow(b, j); got != want {
+						t.Fatalf("plainEnd(%q, %d) = %d, want %d", b, j, got, want)
+					}
+				}
+			}
+		}
+	}
+}
