@@ -727,42 +727,73 @@ func FuzzParseQueryAnswer(f *testing.F) {
 	})
 }
 
+// BenchmarkAnswer measures answer selection and encoding per market and
+// size: the recorded spot answer (3.7 MB), the same grown to about 15 MB (see
+// fetchtest.Grow), and the futures answers. The query goes through
+// ParseQuery for the market, so on USD-M and COIN-M, which ignore query
+// parameters, every case is the full answer: only "full" runs there. The
+// names asked for are taken from each snapshot, spread over its whole list.
+// SetBytes is the size of the answer produced.
 func BenchmarkAnswer(b *testing.B) {
-	s, _ := load(b, "spot_exchangeinfo.json", exchangeinfo.Spot)
-	names := func(n int) string {
-		syms := s.Symbols()
-		list := make([]string, 0, n)
-		for i := len(syms) - 1; len(list) < n; i -= len(syms) / n {
-			list = append(list, `"`+syms[i].Name+`"`) // reversed: Answer sorts them
-		}
-		return "symbols=" + url.QueryEscape("["+strings.Join(list, ",")+"]")
-	}
-	for _, bb := range []struct{ name, query string }{
-		{"symbol", "symbol=BTCUSDT"},
-		{"symbols10", names(10)},
-		{"symbols500", names(500)},
-		{"symbolStatusTRADING", "symbolStatus=TRADING"},
-		{"permissionsMARGIN", `permissions=["MARGIN"]`},
-		{"hidePermissionSets", "showPermissionSets=false"},
+	spot := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	for _, bb := range []struct {
+		name string
+		m    exchangeinfo.Market
+		body []byte
+	}{
+		{"spot", exchangeinfo.Spot, spot},
+		{"spot-15MB", exchangeinfo.Spot, fetchtest.Grow(b, spot, 15<<20)},
+		{"usdm", exchangeinfo.USDM, fetchtest.Fixture(b, "binance/usdm_exchangeinfo.json")},
+		{"coinm", exchangeinfo.COINM, fetchtest.Fixture(b, "binance/coinm_exchangeinfo.json")},
 	} {
-		q, err := exchangeinfo.ParseQuery(exchangeinfo.Spot, bb.query)
+		s, err := exchangeinfo.Parse(bb.m, bb.body, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("Parse(%s) = %v", bb.name, err)
 		}
 		b.Run(bb.name, func(b *testing.B) {
-			answer, err := s.Answer(q)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(answer)))
-			for b.Loop() {
-				if _, err := s.Answer(q); err != nil {
-					b.Fatal(err)
+			for _, c := range []struct{ name, query string }{
+				{"full", ""},
+				{"symbol", "symbol=BTCUSDT"},
+				{"symbols10", symbolsQuery(s, 10)},
+				{"symbols500", symbolsQuery(s, 500)},
+				{"symbolStatusTRADING", "symbolStatus=TRADING"},
+				{"permissionsMARGIN", `permissions=["MARGIN"]`},
+				{"hidePermissionSets", "showPermissionSets=false"},
+			} {
+				q, err := exchangeinfo.ParseQuery(bb.m, c.query)
+				if err != nil {
+					b.Fatalf("ParseQuery(%s, %.60q) = %v", bb.m, c.query, err)
 				}
+				if q.Full() && c.query != "" {
+					continue // a futures market: the same as "full"
+				}
+				b.Run(c.name, func(b *testing.B) {
+					answer, err := s.Answer(q)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportAllocs()
+					b.SetBytes(int64(len(answer))) // the answer produced
+					for b.Loop() {
+						if _, err := s.Answer(q); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
 			}
 		})
 	}
+}
+
+// symbolsQuery is a symbols= query naming n of s's symbols, spread evenly
+// over its list and in reverse order (Answer sorts them).
+func symbolsQuery(s *exchangeinfo.Snapshot, n int) string {
+	syms := s.Symbols()
+	list := make([]string, 0, n)
+	for i := len(syms) - 1; len(list) < n; i -= len(syms) / n {
+		list = append(list, `"`+syms[i].Name+`"`)
+	}
+	return "symbols=" + url.QueryEscape("["+strings.Join(list, ",")+"]")
 }
 
 func BenchmarkParseQuery(b *testing.B) {

@@ -825,45 +825,6 @@ func FuzzExchangeInfoQuery(f *testing.F) {
 	})
 }
 
-func BenchmarkExchangeInfo_L1Hit(b *testing.B) {
-	h := warmHandler(b)
-	want := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
-	for _, bb := range []struct {
-		name, acceptEncoding string
-	}{
-		{"plain", ""},
-		{"gzip", "gzip"},
-	} {
-		b.Run(bb.name, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, spotPath, nil)
-			if bb.acceptEncoding != "" {
-				req.Header.Set("Accept-Encoding", bb.acceptEncoding)
-			}
-			// One body buffer for every answer, so the recorder's growth
-			// is not what is measured.
-			buf := bytes.NewBuffer(make([]byte, 0, len(want)+512))
-			serve := func() *httptest.ResponseRecorder {
-				rec := httptest.NewRecorder()
-				buf.Reset()
-				rec.Body = buf
-				h.ServeHTTP(rec, req)
-				return rec
-			}
-			rec := serve()
-			if rec.Code != http.StatusOK || rec.Header().Get("X-Cache") != "HIT-L1" {
-				b.Fatalf("GET %s = %d %s, want 200 HIT-L1", spotPath, rec.Code, rec.Header().Get("X-Cache"))
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(buf.Len()))
-			for b.Loop() {
-				if rec := serve(); rec.Code != http.StatusOK {
-					b.Fatalf("GET %s = %d, want 200", spotPath, rec.Code)
-				}
-			}
-		})
-	}
-}
-
 // A panicking handler answers 500 with Binance's body and is counted and
 // logged, instead of dropping the connection.
 func TestPanicIsA500(t *testing.T) {
