@@ -138,114 +138,10 @@ func spot15MB(tb testing.TB) []byte {
 	return fetchtest.Grow(tb, fetchtest.Fixture(tb, "binance/spot_exchangeinfo.json"), 15<<20)
 }
 
-// exchangeInfo is the whole spot answer as typed structs, for the
-// encoding/json baseline of BenchmarkParse: every field of every spot symbol,
-// filters included.
-type exchangeInfo struct {
-	Timezone   string `json:"timezone"`
-	ServerTime int64  `json:"serverTime"`
-	RateLimits []struct {
-		RateLimitType string `json:"rateLimitType"`
-		Interval      string `json:"interval"`
-		IntervalNum   int    `json:"intervalNum"`
-		Limit         int    `json:"limit"`
-	} `json:"rateLimits"`
-	ExchangeFilters []filter `json:"exchangeFilters"`
-	Symbols         []struct {
-		Symbol                          string     `json:"symbol"`
-		Status                          string     `json:"status"`
-		BaseAsset                       string     `json:"baseAsset"`
-		BaseAssetPrecision              int        `json:"baseAssetPrecision"`
-		QuoteAsset                      string     `json:"quoteAsset"`
-		QuotePrecision                  int        `json:"quotePrecision"`
-		QuoteAssetPrecision             int        `json:"quoteAssetPrecision"`
-		BaseCommissionPrecision         int        `json:"baseCommissionPrecision"`
-		QuoteCommissionPrecision        int        `json:"quoteCommissionPrecision"`
-		OrderTypes                      []string   `json:"orderTypes"`
-		IcebergAllowed                  bool       `json:"icebergAllowed"`
-		OcoAllowed                      bool       `json:"ocoAllowed"`
-		OtoAllowed                      bool       `json:"otoAllowed"`
-		QuoteOrderQtyMarketAllowed      bool       `json:"quoteOrderQtyMarketAllowed"`
-		AllowTrailingStop               bool       `json:"allowTrailingStop"`
-		CancelReplaceAllowed            bool       `json:"cancelReplaceAllowed"`
-		AmendAllowed                    bool       `json:"amendAllowed"`
-		IsSpotTradingAllowed            bool       `json:"isSpotTradingAllowed"`
-		IsMarginTradingAllowed          bool       `json:"isMarginTradingAllowed"`
-		Filters                         []filter   `json:"filters"`
-		Permissions                     []string   `json:"permissions"`
-		PermissionSets                  [][]string `json:"permissionSets"`
-		DefaultSelfTradePreventionMode  string     `json:"defaultSelfTradePreventionMode"`
-		AllowedSelfTradePreventionModes []string   `json:"allowedSelfTradePreventionModes"`
-	} `json:"symbols"`
-}
-
-// exchangeInfoMaps is exchangeInfo with every filter as a map.
-type exchangeInfoMaps struct {
-	Timezone        string           `json:"timezone"`
-	ServerTime      int64            `json:"serverTime"`
-	RateLimits      []map[string]any `json:"rateLimits"`
-	ExchangeFilters []map[string]any `json:"exchangeFilters"`
-	Symbols         []struct {
-		Symbol                          string           `json:"symbol"`
-		Status                          string           `json:"status"`
-		BaseAsset                       string           `json:"baseAsset"`
-		BaseAssetPrecision              int              `json:"baseAssetPrecision"`
-		QuoteAsset                      string           `json:"quoteAsset"`
-		QuotePrecision                  int              `json:"quotePrecision"`
-		QuoteAssetPrecision             int              `json:"quoteAssetPrecision"`
-		BaseCommissionPrecision         int              `json:"baseCommissionPrecision"`
-		QuoteCommissionPrecision        int              `json:"quoteCommissionPrecision"`
-		OrderTypes                      []string         `json:"orderTypes"`
-		IcebergAllowed                  bool             `json:"icebergAllowed"`
-		OcoAllowed                      bool             `json:"ocoAllowed"`
-		OtoAllowed                      bool             `json:"otoAllowed"`
-		QuoteOrderQtyMarketAllowed      bool             `json:"quoteOrderQtyMarketAllowed"`
-		AllowTrailingStop               bool             `json:"allowTrailingStop"`
-		CancelReplaceAllowed            bool             `json:"cancelReplaceAllowed"`
-		AmendAllowed                    bool             `json:"amendAllowed"`
-		IsSpotTradingAllowed            bool             `json:"isSpotTradingAllowed"`
-		IsMarginTradingAllowed          bool             `json:"isMarginTradingAllowed"`
-		Filters                         []map[string]any `json:"filters"`
-		Permissions                     []string         `json:"permissions"`
-		PermissionSets                  [][]string       `json:"permissionSets"`
-		DefaultSelfTradePreventionMode  string           `json:"defaultSelfTradePreventionMode"`
-		AllowedSelfTradePreventionModes []string         `json:"allowedSelfTradePreventionModes"`
-	} `json:"symbols"`
-}
-
-// filter has every field of every spot filter type.
-type filter struct {
-	FilterType            string `json:"filterType"`
-	MinPrice              string `json:"minPrice"`
-	MaxPrice              string `json:"maxPrice"`
-	TickSize              string `json:"tickSize"`
-	MinQty                string `json:"minQty"`
-	MaxQty                string `json:"maxQty"`
-	StepSize              string `json:"stepSize"`
-	Limit                 int    `json:"limit"`
-	MinTrailingAboveDelta int    `json:"minTrailingAboveDelta"`
-	MaxTrailingAboveDelta int    `json:"maxTrailingAboveDelta"`
-	MinTrailingBelowDelta int    `json:"minTrailingBelowDelta"`
-	MaxTrailingBelowDelta int    `json:"maxTrailingBelowDelta"`
-	BidMultiplierUp       string `json:"bidMultiplierUp"`
-	BidMultiplierDown     string `json:"bidMultiplierDown"`
-	AskMultiplierUp       string `json:"askMultiplierUp"`
-	AskMultiplierDown     string `json:"askMultiplierDown"`
-	AvgPriceMins          int    `json:"avgPriceMins"`
-	MinNotional           string `json:"minNotional"`
-	ApplyMinToMarket      bool   `json:"applyMinToMarket"`
-	MaxNotional           string `json:"maxNotional"`
-	ApplyMaxToMarket      bool   `json:"applyMaxToMarket"`
-	MaxNumOrders          int    `json:"maxNumOrders"`
-	MaxNumAlgoOrders      int    `json:"maxNumAlgoOrders"`
-	MaxNumIcebergOrders   int    `json:"maxNumIcebergOrders"`
-	MaxPosition           string `json:"maxPosition"`
-}
-
 // BenchmarkParse measures Parse on each market's answer and on a generated
 // 15 MB spot answer, next to its two bounds on the same bytes: encoding/json
-// decoding the whole answer into typed structs (what Parse must beat; also
-// with filters as maps), and bytes.Clone (what no parser can beat). Also
+// decoding the whole answer into typed structs (fetchtest.ExchangeInfo: what
+// Parse must beat), and bytes.Clone (what no parser can beat). Also
 // there: the encoding/json-based Parse it replaced, and Parse followed by
 // ETag, which Parse used to compute.
 func BenchmarkParse(b *testing.B) {
@@ -290,31 +186,16 @@ func BenchmarkParse(b *testing.B) {
 					_ = s.ETag()
 				}
 			})
-			if bb.m == Spot {
-				b.Run("baseline-encoding-json-full-decode", func(b *testing.B) {
-					b.ReportAllocs()
-					b.SetBytes(int64(len(bb.body)))
-					for b.Loop() {
-						var info exchangeInfo
-						if err := json.Unmarshal(bb.body, &info); err != nil {
-							b.Fatal(err)
-						}
+			b.Run("baseline-encoding-json-full-decode", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bb.body)))
+				for b.Loop() {
+					var info fetchtest.ExchangeInfo
+					if err := json.Unmarshal(bb.body, &info); err != nil {
+						b.Fatal(err)
 					}
-				})
-			}
-			if bb.m == Spot {
-				// The same with filters as []map[string]any, for comparison.
-				b.Run("baseline-encoding-json-full-decode-maps", func(b *testing.B) {
-					b.ReportAllocs()
-					b.SetBytes(int64(len(bb.body)))
-					for b.Loop() {
-						var info exchangeInfoMaps
-						if err := json.Unmarshal(bb.body, &info); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
-			}
+				}
+			})
 			b.Run("limit-bytes-clone", func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bb.body)))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -765,41 +766,111 @@ func TestStore_Ping(t *testing.T) {
 	}
 }
 
+// benchInputs are the answers the size-scaling benchmarks run on: the
+// recorded ones and the spot one grown to about 15 MB (fetchtest.Grow).
+func benchInputs(b *testing.B) []struct {
+	name, market string
+	body         []byte
+} {
+	spot := fixture(b, "spot_exchangeinfo.json")
+	return []struct {
+		name, market string
+		body         []byte
+	}{
+		{"spot", "spot", spot},
+		{"usdm", "usdm", fixture(b, "usdm_exchangeinfo.json")},
+		{"coinm", "coinm", fixture(b, "coinm_exchangeinfo.json")},
+		{"spot-15MB", "spot", fetchtest.Grow(b, spot, 15<<20)},
+	}
+}
+
+// BenchmarkPut measures write_json of a snapshot envelope — Put, both keys in
+// one MULTI/EXEC on a real redis-server — per answer and encoding, next to
+// the seed system's way in the same run: encoding/json marshalling the whole
+// answer from typed structs (fetchtest.ExchangeInfo) and one SET.
 func BenchmarkPut(b *testing.B) {
 	srv := l2test.Start(b)
-	body := fixture(b, "spot_exchangeinfo.json") // 3.7 MB
-	for _, enc := range []l2.Encoding{l2.JSON, l2.Gzip} {
-		b.Run(string(enc), func(b *testing.B) {
-			s := l2.New(l2.Config{Client: srv.Client(b), Logger: discard(), Encoding: enc, WriteTimeout: 10 * time.Second})
-			e := envelope("spot", body)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if err := s.Put(context.Background(), e, time.Minute); err != nil {
+	rdb := srv.Client(b)
+	ctx := context.Background()
+	for _, in := range benchInputs(b) {
+		b.Run(in.name, func(b *testing.B) {
+			for _, enc := range []l2.Encoding{l2.JSON, l2.Gzip} {
+				b.Run(string(enc), func(b *testing.B) {
+					s := l2.New(l2.Config{Client: rdb, Logger: discard(), Encoding: enc, WriteTimeout: 10 * time.Second})
+					e := envelope(in.market, in.body)
+					b.ReportAllocs()
+					b.SetBytes(int64(len(in.body)))
+					for b.Loop() {
+						if err := s.Put(ctx, e, time.Minute); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+			b.Run("baseline-encoding-json-struct", func(b *testing.B) {
+				var info fetchtest.ExchangeInfo
+				if err := json.Unmarshal(in.body, &info); err != nil {
 					b.Fatal(err)
 				}
-			}
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in.body)))
+				for b.Loop() {
+					v, err := json.Marshal(&info)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := rdb.Set(ctx, "baseline", v, time.Minute).Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	}
 }
 
+// BenchmarkCurrent measures read_json of a snapshot envelope — Current on a
+// real redis-server — per answer and encoding, next to one GET of the same
+// answer as plain JSON decoded by encoding/json into typed structs, in the
+// same run. Current hands exchange_info over undecoded (exchangeinfo.Parse
+// validates and indexes it; see BenchmarkParse and BenchmarkPromotion).
 func BenchmarkCurrent(b *testing.B) {
 	srv := l2test.Start(b)
-	body := fixture(b, "spot_exchangeinfo.json") // 3.7 MB
-	for _, enc := range []l2.Encoding{l2.JSON, l2.Gzip} {
-		b.Run(string(enc), func(b *testing.B) {
-			s := l2.New(l2.Config{Client: srv.Client(b), Logger: discard(), Encoding: enc, Timeout: 10 * time.Second})
-			ctx := context.Background()
-			if err := s.Put(ctx, envelope("spot", body), time.Hour); err != nil {
-				b.Fatal(err)
+	rdb := srv.Client(b)
+	ctx := context.Background()
+	for _, in := range benchInputs(b) {
+		b.Run(in.name, func(b *testing.B) {
+			for _, enc := range []l2.Encoding{l2.JSON, l2.Gzip} {
+				b.Run(string(enc), func(b *testing.B) {
+					s := l2.New(l2.Config{Client: rdb, Logger: discard(), Encoding: enc, Timeout: 10 * time.Second})
+					if err := s.Put(ctx, envelope(in.market, in.body), time.Hour); err != nil {
+						b.Fatal(err)
+					}
+					b.ReportAllocs()
+					b.SetBytes(int64(len(in.body)))
+					for b.Loop() {
+						if _, err := s.Current(ctx, in.market); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
 			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if _, err := s.Current(ctx, "spot"); err != nil {
+			b.Run("baseline-encoding-json-struct", func(b *testing.B) {
+				if err := rdb.Set(ctx, "baseline", in.body, time.Hour).Err(); err != nil {
 					b.Fatal(err)
 				}
-			}
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in.body)))
+				for b.Loop() {
+					v, err := rdb.Get(ctx, "baseline").Bytes()
+					if err != nil {
+						b.Fatal(err)
+					}
+					var info fetchtest.ExchangeInfo
+					if err := json.Unmarshal(v, &info); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	}
 }
