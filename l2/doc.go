@@ -5,8 +5,15 @@
 //   - The JSON helpers [Store.ReadJSON] and [Store.WriteJSON] (the Python system's
 //     read_json / write_json): any value, as JSON, under a key with a TTL.
 //   - The snapshot envelopes of one market: [Store.Put] writes <prefix>{market}:current
-//     (with a TTL) and <prefix>{market}:last_good (no TTL) in one MULTI/EXEC, and
-//     [Store.Current] and [Store.LastGood] read them back.
+//     (with a TTL), <prefix>{market}:last_good (no TTL) and the small hash
+//     <prefix>{market}:meta naming the snapshot, all at once and only when no later
+//     snapshot is stored, then announces it on <prefix>invalidate; [Store.Current],
+//     [Store.LastGood] and [Store.Meta] read them back, [Store.Watch] listens.
+//   - The refresh lock <prefix>{market}:lock ([Store.Lock], [Store.Unlock],
+//     [Store.Hold]), so that one process of a deployment asks Binance at a time.
+//
+// A market's keys share the {market} hash tag: one Redis Cluster slot, so the
+// script that writes them runs on one node.
 //
 // An envelope is a small JSON object whose last field, exchange_info, is Binance's
 // body byte for byte (it is appended, never re-marshaled). With [Gzip] the same bytes

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Encoding is how [Store.Put] writes envelopes. Reads accept both, whichever
@@ -103,15 +101,22 @@ func (s *Store) envelope(ctx context.Context, key, market string) (Envelope, err
 	return e, nil
 }
 
-// Put writes e as e.Market's current snapshot, expiring after ttl (> 0), and as its
-// last good one, without expiry, in one MULTI/EXEC round trip: after a successful
-// Put both hold e. Put refuses an envelope that readers would refuse (no market, zero
-// FetchedAt, ExchangeInfo not a JSON object) but does not re-validate ExchangeInfo:
-// the caller has. It takes at most WriteTimeout. A failure is logged at Error and
-// returned; Redis then holds what it held before (MULTI/EXEC is all or nothing).
+// Put writes e as e.Market's current snapshot, expiring after ttl (> 0), as
+// its last good one, without expiry, and names it in the market's meta key,
+// all at once (a Lua script: all or nothing), unless the stored snapshot was
+// fetched later than e: then it writes nothing and returns ErrSuperseded, so
+// that a slow writer never sends the shared copy back in time. After a write
+// it announces e on InvalidateChannel. Put refuses an envelope that readers
+// would refuse (no market, zero FetchedAt, ExchangeInfo not a JSON object) but
+// does not re-validate ExchangeInfo: the caller has. It takes at most
+// WriteTimeout. A failure is logged at Error and returned; Redis then holds
+// what it held before.
 func (s *Store) Put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	err := s.put(ctx, e, ttl)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrSuperseded):
+		s.log.Info("l2 put skipped: a newer snapshot is stored", "market", e.Market, "key", s.prefix+CurrentKey(e.Market))
+	case err != nil:
 		s.log.Error("l2 put failed", "market", e.Market, "key", s.prefix+CurrentKey(e.Market), "err", err)
 	}
 	return err
@@ -127,14 +132,18 @@ func (s *Store) put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.prefix+CurrentKey(e.Market), b, ttl)
-		p.Set(ctx, s.prefix+LastGoodKey(e.Market), b, 0)
-		return nil
-	})
+	keys := []string{s.prefix + CurrentKey(e.Market), s.prefix + LastGoodKey(e.Market), s.prefix + MetaKey(e.Market)}
+	at := e.FetchedAt.UTC()
+	// EVALSHA, then EVAL when the script is not cached yet: the value is sent
+	// once either way (go-redis retries with EVAL only on NOSCRIPT).
+	wrote, err := putScript.Run(ctx, s.rdb, keys, b, max(ttl.Milliseconds(), 1), at.UnixMilli(), at.Format(time.RFC3339Nano), e.ETag, e.Market).Int()
 	if err != nil {
 		return fmt.Errorf("l2 put %q: %w", e.Market, err)
 	}
+	if wrote == 0 {
+		return fmt.Errorf("l2 put %q fetched at %s: %w", e.Market, at.Format(time.RFC3339Nano), ErrSuperseded)
+	}
+	s.announce(ctx, e)
 	return nil
 }
 

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -671,53 +673,121 @@ func TestStore_Put_refuses(t *testing.T) {
 	}
 }
 
-// txRecorder records the commands of each pipeline the client sends.
-type txRecorder struct{ pipelines [][]string }
+// cmdRecorder records the name of every command the client sends.
+type cmdRecorder struct {
+	mu   sync.Mutex
+	cmds []string
+}
 
-func (r *txRecorder) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (r *txRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (r *txRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (r *cmdRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *cmdRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.mu.Lock()
+		r.cmds = append(r.cmds, cmd.Name())
+		r.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+func (r *cmdRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		var names []string
+		r.mu.Lock()
 		for _, c := range cmds {
-			names = append(names, c.Name())
+			r.cmds = append(r.cmds, c.Name())
 		}
-		r.pipelines = append(r.pipelines, names)
+		r.mu.Unlock()
 		return next(ctx, cmds)
 	}
 }
 
-// TestStore_Put_atomic checks that Put sends one MULTI/EXEC and that both
-// keys hold the newest envelope after each Put.
+// TestStore_Put_atomic checks that Put writes with one script call (all or
+// nothing, so current, last_good and meta never disagree), announces it, and
+// that every key holds the newest envelope after each Put.
 func TestStore_Put_atomic(t *testing.T) {
 	srv := l2test.Start(t)
 	rdb := srv.Client(t)
-	rec := new(txRecorder)
+	rec := new(cmdRecorder)
 	rdb.AddHook(rec)
 	s := l2.New(l2.Config{Client: rdb, Logger: discard()})
 	ctx := context.Background()
 	for i, body := range []string{`{"v":1}`, `{"v":2}`, `{"v":3}`} {
 		want := envelope("spot", []byte(body))
 		want.ServerTime += int64(i)
+		want.FetchedAt = want.FetchedAt.Add(time.Duration(i) * time.Second)
+		want.ETag = fmt.Sprintf(`"v%d"`, i)
 		if err := s.Put(ctx, want, time.Minute); err != nil {
 			t.Fatalf("Put #%d = %v, want nil", i, err)
 		}
 		cur, err1 := s.Current(ctx, "spot")
 		last, err2 := s.LastGood(ctx, "spot")
-		if err1 != nil || err2 != nil {
-			t.Fatalf("Current, LastGood after Put #%d = %v, %v, want nil", i, err1, err2)
+		meta, err3 := s.Meta(ctx, "spot")
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("Current, LastGood, Meta after Put #%d = %v, %v, %v, want nil", i, err1, err2, err3)
 		}
 		checkEnvelope(t, "Current", cur, want)
 		checkEnvelope(t, "LastGood", last, want)
-	}
-	var txs []string // leaving out the connection's handshake
-	for _, p := range rec.pipelines {
-		if p[0] != "client" && p[0] != "hello" {
-			txs = append(txs, strings.Join(p, " "))
+		if !meta.FetchedAt.Equal(want.FetchedAt.Truncate(time.Millisecond)) || meta.ETag != want.ETag {
+			t.Errorf("Meta = %v %q, want %v %q", meta.FetchedAt, meta.ETag, want.FetchedAt, want.ETag)
 		}
 	}
-	if got, want := strings.Join(txs, ", "), "multi set set exec, multi set set exec, multi set set exec"; got != want {
-		t.Errorf("Put sent pipelines %q, want %q", got, want)
+	var cmds []string // leaving out the connection's handshake
+	for _, c := range rec.cmds {
+		if c != "client" && c != "hello" && c != "get" {
+			cmds = append(cmds, c)
+		}
+	}
+	// The first EVALSHA finds no script and is sent again as EVAL.
+	if got, want := strings.Join(cmds, " "), "evalsha eval publish hgetall evalsha publish hgetall evalsha publish hgetall"; got != want {
+		t.Errorf("commands sent = %q, want %q", got, want)
+	}
+}
+
+// TestStore_Put_superseded checks that a Put of a snapshot fetched before
+// the stored one writes nothing: last_good never goes back in time.
+func TestStore_Put_superseded(t *testing.T) {
+	srv := l2test.Start(t)
+	rdb := srv.Client(t)
+	log, logs := newLogger()
+	s := l2.New(l2.Config{Client: rdb, Logger: log})
+	ctx := context.Background()
+	newer := envelope("usdm", []byte(`{"v":"newer"}`))
+	older := envelope("usdm", []byte(`{"v":"older"}`))
+	older.FetchedAt = newer.FetchedAt.Add(-time.Second)
+	older.ETag = `"older"`
+	if err := s.Put(ctx, newer, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]string{}
+	for _, k := range []string{"current", "last_good", "meta"} {
+		v, _ := rdb.Dump(ctx, "symcache:{usdm}:"+k).Result()
+		before[k] = v
+	}
+	if err := s.Put(ctx, older, time.Minute); !errors.Is(err, l2.ErrSuperseded) {
+		t.Fatalf("Put(older) = %v, want ErrSuperseded", err)
+	}
+	for _, k := range []string{"current", "last_good", "meta"} {
+		if v, _ := rdb.Dump(ctx, "symcache:{usdm}:"+k).Result(); v != before[k] {
+			t.Errorf("%s changed by a Put of an older snapshot", k)
+		}
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), "newer snapshot is stored") {
+		t.Errorf("logs = %s, want an INFO about the newer snapshot and no ERROR", logs)
+	}
+	// A corrupt meta key blocks nothing: another type, or a time far ahead.
+	for _, corrupt := range []func(){
+		func() { rdb.Set(ctx, "symcache:{usdm}:meta", "garbage", 0) },
+		func() { rdb.HSet(ctx, "symcache:{usdm}:meta", "fetched_at_ms", "99999999999999") },
+	} {
+		corrupt()
+		if err := s.Put(ctx, older, time.Minute); err != nil {
+			t.Errorf("Put over a corrupt meta = %v, want nil", err)
+		}
+		if m, err := s.Meta(ctx, "usdm"); err != nil || m.ETag != older.ETag {
+			t.Errorf("Meta after a Put over a corrupt meta = %+v, %v", m, err)
+		}
+	}
+	// The same fetch time again (a retry of the same write) is not older.
+	if err := s.Put(ctx, newer, time.Minute); err != nil {
+		t.Errorf("Put(same snapshot again) = %v, want nil", err)
 	}
 }
 
@@ -738,7 +808,7 @@ func TestStore_Prefix(t *testing.T) {
 	}
 	slices.Sort(keys)
 	got := strings.Join(keys, " ")
-	if want := "test:app:k test:app:{spot}:current test:app:{spot}:last_good"; got != want {
+	if want := "test:app:k test:app:{spot}:current test:app:{spot}:last_good test:app:{spot}:meta"; got != want {
 		t.Errorf("KEYS * = %s, want %s", got, want)
 	}
 	var v string
