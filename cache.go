@@ -128,6 +128,12 @@ type Config struct {
 	// FetchTimeout bounds one shared upstream fetch, all base URLs included,
 	// whoever waits for it. If zero, 30s.
 	FetchTimeout time.Duration
+	// LockLease is how long the refresh lock in Redis is held at most (see
+	// Coordinator): a process that dies while fetching keeps the others
+	// waiting this long. A fetch that outlasts it goes on, but another
+	// process may then fetch too. If zero, FetchTimeout plus a second, but at
+	// most three quarters of RefreshInterval.
+	LockLease time.Duration
 	// MaxSymbolLoss is the largest fraction of the last good snapshot's
 	// symbols a new answer may lack: an answer that lost more is rejected
 	// (a partial answer must not delist half the market for every client),
@@ -163,6 +169,8 @@ type Cache struct {
 	l1      Memory
 	ownL1   *l1.Cache
 	l2      Store
+	co      Coordinator // the L2 Store, when it is one; else nil
+	lease   time.Duration
 	log     *slog.Logger
 	markets map[exchangeinfo.Market]*market
 	order   []exchangeinfo.Market
@@ -186,6 +194,7 @@ type market struct {
 	lastErr  error
 	suspect  suspect   // a shrunken answer seen in a row
 	saved    time.Time // FetchedAt of the newest snapshot saved to disk
+	tried    l2.Meta   // the snapshot named in L2's meta key last read from L2 (see try)
 
 	stats counters
 }
@@ -227,8 +236,14 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxSymbolLoss >= 1 {
 		return nil, errors.New("symcache: MaxSymbolLoss must be below 1")
 	}
-	if cfg.TTL < 0 || cfg.FetchTimeout < 0 {
-		return nil, errors.New("symcache: TTL and FetchTimeout must be positive")
+	if cfg.TTL < 0 || cfg.FetchTimeout < 0 || cfg.LockLease < 0 {
+		return nil, errors.New("symcache: TTL, FetchTimeout and LockLease must be positive")
+	}
+	if cfg.LockLease == 0 {
+		cfg.LockLease = cfg.FetchTimeout + time.Second
+		if cfg.RefreshInterval > 0 {
+			cfg.LockLease = min(cfg.LockLease, cfg.RefreshInterval*3/4)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -236,7 +251,10 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Cache{cfg: cfg, l1: cfg.L1, l2: cfg.L2, log: cfg.Logger, markets: make(map[exchangeinfo.Market]*market)}
+	c := &Cache{cfg: cfg, l1: cfg.L1, l2: cfg.L2, lease: cfg.LockLease, log: cfg.Logger, markets: make(map[exchangeinfo.Market]*market)}
+	if co, ok := cfg.L2.(Coordinator); ok {
+		c.co = co
+	}
 	for _, m := range exchangeinfo.Markets() {
 		up, ok := cfg.Upstreams[m]
 		if !ok {
@@ -274,6 +292,10 @@ func New(cfg Config) (*Cache, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c.stop = stop
+	if c.co != nil {
+		c.wg.Add(1)
+		go c.watch(ctx)
+	}
 	if cfg.RefreshInterval > 0 {
 		for _, m := range c.order {
 			c.wg.Add(1)
@@ -358,6 +380,11 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 	readLastGood := false // L2's last_good was read in this load
 	if c.l2 != nil {
+		if c.co != nil { // note which snapshot this read gets, so it is not read twice
+			if meta, err := c.co.Meta(ctx, string(ms.name)); err == nil {
+				ms.try(meta)
+			}
+		}
 		s := c.readL2(ctx, ms, c.l2.Current, l2.CurrentKey(string(ms.name)))
 		if s != nil && c.fresh(s) {
 			ms.stats.l2Hits.Add(1)
@@ -381,19 +408,49 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 	if err, waiting := ms.backoff(c.cfg.Now()); waiting {
 		return c.fallback(ctx, ms, err, !readLastGood)
 	}
-	s, err := c.fetch(ctx, ms)
+	var after time.Time // another process's snapshot serves if newer than what memory holds
+	if old := ms.lastGood.Load(); old != nil {
+		after = old.FetchedAt()
+	}
+	f, err := c.fetch(ctx, ms, after)
 	if err != nil {
 		return c.fallback(ctx, ms, err, !readLastGood)
 	}
-	return Result{Snapshot: s, Source: Miss}, nil
+	if f.peer {
+		return Result{Snapshot: f.s, Source: HitL2}, nil
+	}
+	return Result{Snapshot: f.s, Source: Miss}, nil
+}
+
+// fetched is what fetch got: a snapshot, and whether another process
+// fetched it (then it came through L2).
+type fetched struct {
+	s    *exchangeinfo.Snapshot
+	peer bool
 }
 
 // fetch asks Binance, once per market at a time, and on success writes every
-// tier. A failure starts or extends the backoff.
-func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, error) {
+// tier. A failure starts or extends the backoff. With a Coordinator, once per
+// market at a time across processes: a snapshot another process stored,
+// fetched after after, is taken instead.
+func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched, error) {
 	v, err, _ := c.group.Do("fetch:"+string(ms.name), func() (any, error) {
 		ms.loading.Add(1)
 		defer ms.loading.Add(-1)
+		token := ""
+		if c.co != nil {
+			tok, _, peer, err := c.claim(ctx, ms, after)
+			if peer != nil {
+				c.adopt(ms, peer)
+				return fetched{s: peer, peer: true}, nil
+			}
+			if err != nil {
+				ms.stats.fetch(outcome(err)).Add(1)
+				ms.failed(err, c.cfg.Now())
+				return nil, err
+			}
+			token = tok
+		}
 		s, err := ms.upstream.Fetch(ctx)
 		if err == nil && s.Market() != ms.name {
 			err = fmt.Errorf("upstream for %s returned a %s snapshot", ms.name, s.Market())
@@ -404,20 +461,22 @@ func (c *Cache) fetch(ctx context.Context, ms *market) (*exchangeinfo.Snapshot, 
 		if err != nil {
 			ms.stats.fetch(outcome(err)).Add(1)
 			ms.failed(err, c.cfg.Now())
+			c.release(ms, token, err)
 			return nil, err
 		}
 		ms.stats.fetch(outcomeOK).Add(1)
 		ms.succeeded()
-		s.Gzip() // compressed once, when the snapshot is made, not per request
+		s.Gzip()          // compressed once, when the snapshot is made, not per request
+		c.remember(ms, s) // first: the watcher then knows the announcement of the store as its own
 		c.store(ctx, s)
-		c.remember(ms, s)
 		c.save(ms, s)
-		return s, nil
+		c.release(ms, token, nil) // after the store: whoever waits finds it in L2
+		return fetched{s: s}, nil
 	})
 	if err != nil {
-		return nil, err
+		return fetched{}, err
 	}
-	return v.(*exchangeinfo.Snapshot), nil
+	return v.(fetched), nil
 }
 
 // store writes a fresh snapshot to L1 and L2. An L2 failure is logged by l2
@@ -490,14 +549,17 @@ func (c *Cache) Refresh(ctx context.Context, m exchangeinfo.Market) (*exchangein
 	}
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
 	defer cancel()
-	return c.fetch(fctx, ms)
+	f, err := c.fetch(fctx, ms, c.cfg.Now())
+	return f.s, err
 }
 
-// refresher keeps one market warm until ctx ends.
+// refresher keeps one market warm until ctx ends. With a Coordinator its
+// ticks fall at the start of each refresh period (see epoch), the same
+// moments in every process.
 func (c *Cache) refresher(ctx context.Context, ms *market) {
 	defer c.wg.Done()
 	c.warm(ctx, ms)
-	t := time.NewTicker(c.cfg.RefreshInterval)
+	t := time.NewTimer(c.untilTick())
 	defer t.Stop()
 	for {
 		select {
@@ -505,14 +567,34 @@ func (c *Cache) refresher(ctx context.Context, ms *market) {
 			return
 		case <-t.C:
 		}
+		t.Reset(c.untilTick())
 		c.seed(ctx, ms)
 		if _, waiting := ms.backoff(c.cfg.Now()); waiting {
 			continue
 		}
-		if _, err := c.Refresh(ctx, ms.name); err != nil && ctx.Err() == nil {
+		var err error
+		if c.co != nil {
+			err = c.refreshShared(ctx, ms)
+		} else {
+			_, err = c.Refresh(ctx, ms.name)
+		}
+		if err != nil && ctx.Err() == nil {
 			c.log.Warn("refresh failed", "market", ms.name, "err", err)
 		}
 	}
+}
+
+// untilTick is how long the refresher sleeps: RefreshInterval, or with a
+// Coordinator until just after the next period starts (a few milliseconds
+// of jitter, so that Redis is not asked by every process in the same
+// millisecond).
+func (c *Cache) untilTick() time.Duration {
+	if c.co == nil {
+		return c.cfg.RefreshInterval
+	}
+	now := c.cfg.Now()
+	jitter := rand.N(min(c.cfg.RefreshInterval/100, 20*time.Millisecond) + 1)
+	return c.epoch(now).Add(c.cfg.RefreshInterval).Sub(now) + jitter
 }
 
 // warm makes the market servable at start: a fresh snapshot in L2 is only
@@ -642,6 +724,9 @@ func (ms *market) failed(err error, now time.Time) {
 	case errors.As(err, &se) && se.RetryAfter > 0 && now.Add(se.RetryAfter).After(until):
 		until = now.Add(se.RetryAfter)
 	}
+	if sb := (*SharedBackoffError)(nil); errors.As(err, &sb) {
+		until = sb.Until // the deployment's, whatever this process's own count
+	}
 	ms.retryAt = until
 }
 
@@ -670,11 +755,14 @@ func reason(err error) string {
 	var se *fetch.StatusError
 	var be *fetch.BackoffError
 	var sh *ShrinkError
+	var sb *SharedBackoffError
 	switch {
 	case err == nil:
 		return "upstream not asked"
 	case errors.As(err, &sh):
 		return fmt.Sprintf("upstream answer lost %d of %d symbols", sh.Had-sh.Got, sh.Had)
+	case errors.As(err, &sb):
+		return "another sidecar's fetch failed: " + sb.Reason
 	case errors.As(err, &be):
 		return fmt.Sprintf("rate limited until %s", be.Until.UTC().Format(time.RFC3339))
 	case errors.As(err, &se) && se.RateLimited():

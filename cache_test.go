@@ -38,6 +38,11 @@ func spotFixture(t testing.TB) []byte        { return fetchtest.Fixture(t, "bina
 func usdmFixture(t testing.TB) []byte        { return fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json") }
 func spotRequests(u *fetchtest.Upstream) int { return u.Requests(exchangeinfo.Spot.Path()) }
 
+// soloStore is an L2 Store without the Coordinator methods: a process that
+// shares Redis with no other. For tests that move a fake clock: the refresh
+// lock's lease and the backoff it carries run on Redis' own clock.
+type soloStore struct{ symcache.Store }
+
 // env is one test's world: a fake Binance, maybe a real Redis, and a clock.
 type env struct {
 	t        *testing.T
@@ -388,15 +393,23 @@ func TestCache_Get_UpstreamFailsServesLastGood(t *testing.T) {
 	}
 
 	// A new process with an empty L1 finds last_good in Redis after the
-	// current key expired.
+	// current key expired, and does not ask Binance either: the first
+	// process's failed fetch left the refresh lock as the deployment's
+	// backoff.
 	e.rdb.Del(context.Background(), "symcache:{spot}:current")
 	c2 := e.cache(symcache.Config{})
 	r2 := get(t, c2, exchangeinfo.Spot, symcache.Stale)
 	if !bytes.Equal(r2.Snapshot.Body(), good.Body()) {
 		t.Error("stale answer from L2 last_good differs from the last good snapshot")
 	}
-	if st := c2.Stats()[0]; st.Stale == 0 || st.Fetches["status"] != 1 {
-		t.Errorf("Stats = stale %d, status fetches %d; want >0 and 1", st.Stale, st.Fetches["status"])
+	if want := "another sidecar's fetch failed: upstream 503"; r2.Reason != want {
+		t.Errorf("second process's stale reason = %q, want %q", r2.Reason, want)
+	}
+	if st := c2.Stats()[0]; st.Stale == 0 || st.Fetches["status"] != 0 || st.Fetches["backoff"] != 1 {
+		t.Errorf("Stats = stale %d, status fetches %d, backoff %d; want >0, 0, 1", st.Stale, st.Fetches["status"], st.Fetches["backoff"])
+	}
+	if n := spotRequests(e.upstream); n != before {
+		t.Errorf("upstream requests after a second process started = %d, want %d", n, before)
 	}
 }
 
@@ -535,6 +548,13 @@ func TestCache_WarmUp(t *testing.T) {
 		t.Fatalf("upstream requests after warm-up = %d, want 1", n)
 	}
 	get(t, first, exchangeinfo.Spot, symcache.HitL1)
+	// Ready once the snapshot is in memory; the L2 write follows.
+	for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(context.Background(), "symcache:{spot}:meta").Val() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("not in Redis 10s after the warm-up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	// A restarted process finds a fresh snapshot in Redis: it is ready at
 	// once, answers its first request from L2, and does not call Binance.

@@ -62,7 +62,7 @@ func (e *faultEnv) cacheWith(baseURL string, fetchTimeout time.Duration) *symcac
 	}
 	c, err := symcache.New(symcache.Config{
 		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}), // 3.7 MB of JSON under -race
+		L2:              soloStore{l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second})}, // 3.7 MB of JSON under -race
 		RefreshInterval: -1,
 		FetchTimeout:    fetchTimeout,
 		Logger:          e.log,
@@ -367,7 +367,7 @@ func TestFaults_ConnectTimeout(t *testing.T) {
 	}
 	c2, err := symcache.New(symcache.Config{
 		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}),
+		L2:              soloStore{l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second})},
 		RefreshInterval: -1,
 		Logger:          e.log,
 		Now:             e.now.Now,
@@ -394,6 +394,14 @@ func TestFaults_LastGoodReseededAfterRedisLostIt(t *testing.T) {
 	c := e.cache(symcache.Config{RefreshInterval: 20 * time.Millisecond})
 	waitReady(t, c)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusServiceUnavailable})
+	// A refresh already under way may still succeed and write current: wait
+	// for one that failed.
+	for deadline := time.Now().Add(10 * time.Second); c.Stats()[0].Fetches["status"] == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed refresh within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	e.redis.Stop()
 	e.redis.Restart(t)
 	deadline := time.Now().Add(10 * time.Second)

@@ -431,6 +431,7 @@ func TestFaults_RedisCorruptValue(t *testing.T) {
 			asked := spotRequests(e.upstream)
 
 			c := e.newCache(symcache.Config{})
+			defer c.Close() // its watcher would read the next case's values
 			r := get(t, c, exchangeinfo.Spot, symcache.Miss)
 			if !bytes.Equal(r.Snapshot.Body(), body) {
 				t.Error("Get over a corrupt Redis: body differs from Binance's")
@@ -440,7 +441,7 @@ func TestFaults_RedisCorruptValue(t *testing.T) {
 			}
 			checkL2Stats(t, spotStats(t, c), 0, 1, 2)
 			if l2Warnings(t, e.logs, "current") != 1 || l2Warnings(t, e.logs, "last_good") != 1 {
-				t.Errorf("logs = %s\nwant one WARN naming each key", e.logs)
+				t.Errorf("logs = %s\nwant one WARN naming each key (current %d, last_good %d)", e.logs, l2Warnings(t, e.logs, "current"), l2Warnings(t, e.logs, "last_good"))
 			}
 
 			cur := e.checkStored(currentKey, body)
@@ -449,7 +450,9 @@ func TestFaults_RedisCorruptValue(t *testing.T) {
 				t.Errorf("fetched_at current %v, last_good %v; want the fetch's %v", cur.FetchedAt, last.FetchedAt, r.Snapshot.FetchedAt())
 			}
 			e.checkTTLs(5 * time.Minute)
-			get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+			other := e.newCache(symcache.Config{})
+			defer other.Close()
+			get(t, other, exchangeinfo.Spot, symcache.HitL2)
 		})
 	}
 }

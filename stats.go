@@ -28,9 +28,12 @@ func outcome(err error) string {
 	var se *fetch.StatusError
 	var be *fetch.BackoffError
 	var sh *ShrinkError
+	var sb *SharedBackoffError
 	switch {
 	case errors.As(err, &sh):
 		return outcomeShrunk
+	case errors.As(err, &sb):
+		return outcomeBackoff
 	case errors.As(err, &be):
 		return outcomeBackoff
 	case errors.As(err, &se) && se.RateLimited():
@@ -46,9 +49,10 @@ func outcome(err error) string {
 }
 
 type counters struct {
-	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors atomic.Uint64
-	stale, unavailable, sharedWaits              atomic.Uint64
-	fetches                                      [len(outcomes)]atomic.Uint64 // indexed like outcomes
+	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors  atomic.Uint64
+	stale, unavailable, sharedWaits               atomic.Uint64
+	locksAcquired, lockWaits, lockErrors, adopted atomic.Uint64
+	fetches                                       [len(outcomes)]atomic.Uint64 // indexed like outcomes
 }
 
 func (c *counters) fetch(outcome string) *atomic.Uint64 {
@@ -76,6 +80,12 @@ type Stats struct {
 	Stale, Unavailable uint64
 	// SharedWaits counts Gets that joined a load another caller started.
 	SharedWaits uint64
+	// With a Coordinator: LocksAcquired counts fetches this process made
+	// holding the refresh lock; LockWaits, fetches it left to another
+	// process that held the lock, waiting for its snapshot; LockErrors,
+	// fetches made without the lock because Redis could not be asked;
+	// Adopted, snapshots another process fetched that this one took up.
+	LocksAcquired, LockWaits, LockErrors, Adopted uint64
 
 	State MarketState
 }
@@ -108,8 +118,14 @@ func (c *Cache) Stats() []Stats {
 			Stale:       ms.stats.stale.Load(),
 			Unavailable: ms.stats.unavailable.Load(),
 			SharedWaits: ms.stats.sharedWaits.Load(),
-			Fetches:     make(map[string]uint64, len(outcomes)),
-			State:       c.state(ms),
+
+			LocksAcquired: ms.stats.locksAcquired.Load(),
+			LockWaits:     ms.stats.lockWaits.Load(),
+			LockErrors:    ms.stats.lockErrors.Load(),
+			Adopted:       ms.stats.adopted.Load(),
+
+			Fetches: make(map[string]uint64, len(outcomes)),
+			State:   c.state(ms),
 		}
 		for i, o := range outcomes {
 			st.Fetches[o] = ms.stats.fetches[i].Load()

@@ -74,11 +74,11 @@ end
 return 0
 `)
 
-// holdScript turns the caller's lock into a backoff marker that expires
-// after ARGV[2] ms, when it still holds the caller's token ARGV[1].
+// holdScript turns the caller's lock into a backoff marker ARGV[3] that
+// expires after ARGV[2] ms, when it still holds the caller's token ARGV[1].
 var holdScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-	redis.call('SET', KEYS[1], 'backoff', 'PX', ARGV[2])
+	redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 	return 1
 end
 return 0
@@ -87,8 +87,10 @@ return 0
 // Held describes a refresh lock that another process holds.
 type Held struct {
 	// Backoff is set when the holder's fetch failed and the lock now stands
-	// for the deployment's backoff (see [Store.Hold]).
+	// for the deployment's backoff (see [Store.Hold]); Reason is what the
+	// holder gave.
 	Backoff bool
+	Reason  string
 	// Until is when the lock expires at the latest.
 	Until time.Time
 }
@@ -121,7 +123,8 @@ func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (t
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", Held{}, fmt.Errorf("l2 lock %q: %w", market, err)
 	}
-	held = Held{Backoff: get.Val() == "backoff", Until: time.Now().Add(max(ttl.Val(), 0))}
+	reason, backoff := strings.CutPrefix(get.Val(), backoffMark)
+	held = Held{Backoff: backoff, Reason: reason, Until: time.Now().Add(max(ttl.Val(), 0))}
 	return "", held, nil
 }
 
@@ -136,15 +139,18 @@ func (s *Store) Unlock(ctx context.Context, market, token string) error {
 	return nil
 }
 
+// backoffMark starts the value of a lock that stands for a backoff.
+const backoffMark = "backoff:"
+
 // Hold keeps market's lock, if it still holds token, for d from now as a
 // backoff marker: after a failed fetch (Binance's 429 with Retry-After, say)
 // no process of the deployment asks again before d has passed. Other
-// processes see it in Lock's Held.Backoff.
-func (s *Store) Hold(ctx context.Context, market, token string, d time.Duration) error {
+// processes see it, and reason, in Lock's Held.
+func (s *Store) Hold(ctx context.Context, market, token string, d time.Duration, reason string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	ms := max(d.Milliseconds(), 1)
-	if err := holdScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token, ms).Err(); err != nil {
+	if err := holdScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token, ms, backoffMark+truncate(reason, 200)).Err(); err != nil {
 		return fmt.Errorf("l2 hold %q: %w", market, err)
 	}
 	return nil

@@ -86,20 +86,20 @@ func TestStore_Hold(t *testing.T) {
 	if err != nil || token == "" {
 		t.Fatal(token, err)
 	}
-	if err := s.Hold(ctx, "coinm", "not-the-token", time.Minute); err != nil {
+	if err := s.Hold(ctx, "coinm", "not-the-token", time.Minute, "x"); err != nil {
 		t.Fatal(err)
 	}
 	if pttl := rdb.PTTL(ctx, "symcache:{coinm}:lock").Val(); pttl > time.Second {
 		t.Fatalf("Hold with another token extended the lock to %v", pttl)
 	}
-	if err := s.Hold(ctx, "coinm", token, time.Minute); err != nil {
+	if err := s.Hold(ctx, "coinm", token, time.Minute, "upstream 429, retry after 1m0s"); err != nil {
 		t.Fatal(err)
 	}
 	_, held, err := s.Lock(ctx, "coinm", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !held.Backoff || held.Until.Before(time.Now().Add(50*time.Second)) {
+	if !held.Backoff || held.Reason != "upstream 429, retry after 1m0s" || held.Until.Before(time.Now().Add(50*time.Second)) {
 		t.Errorf("after Hold(1m): Held = %+v, want a backoff until about a minute from now", held)
 	}
 	// The backoff is the deployment's: not even the former holder's token releases it.

@@ -1,0 +1,249 @@
+package symcache_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/l2"
+	"github.com/symcache/symcache/l2/l2test"
+)
+
+// deployment is several processes' caches — each with its own L1, gate and
+// upstream client — sharing one real redis-server and one fake Binance that
+// notes when each request came.
+type deployment struct {
+	t        *testing.T
+	srv      *l2test.Server
+	upstream *fetchtest.Handler
+	url      string
+
+	timeout time.Duration // of L2 reads
+
+	mu    sync.Mutex
+	times map[string][]time.Time // request times per path
+}
+
+func newDeployment(t *testing.T) *deployment {
+	h, err := fetchtest.LoadDir(filepath.Join("testdata", "binance"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deployment{t: t, srv: l2test.Start(t), upstream: h, timeout: time.Second, times: map[string][]time.Time{}}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		d.times[r.URL.Path] = append(d.times[r.URL.Path], time.Now())
+		d.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	d.url = ts.URL
+	return d
+}
+
+// process starts one more process of the deployment, serving markets
+// (spot and USD-M if none).
+func (d *deployment) process(cfg symcache.Config, markets ...exchangeinfo.Market) *symcache.Cache {
+	d.t.Helper()
+	gate := fetch.NewGate() // per process, as in separate sidecars
+	cfg.Upstreams = map[exchangeinfo.Market]symcache.Upstream{}
+	if len(markets) == 0 {
+		markets = []exchangeinfo.Market{exchangeinfo.Spot, exchangeinfo.USDM}
+	}
+	for _, m := range markets {
+		up, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{d.url}, Gate: gate, Logger: discard()})
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		cfg.Upstreams[m] = up
+	}
+	cfg.L2 = l2.New(l2.Config{Client: d.srv.Client(d.t), Logger: discard(), Timeout: d.timeout})
+	cfg.Logger = discard()
+	c, err := symcache.New(cfg)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (d *deployment) requests(m exchangeinfo.Market) []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]time.Time(nil), d.times[m.Path()]...)
+}
+
+// TestDeployment_OneFetchPerInterval runs three processes against one Redis
+// over several refresh intervals: Binance sees one request per market per
+// interval, whichever process makes it, and every process serves it. (USD-M
+// and COIN-M: spot's 3.7 MB take most of a short interval under -race.)
+func TestDeployment_OneFetchPerInterval(t *testing.T) {
+	const interval = time.Second
+	markets := []exchangeinfo.Market{exchangeinfo.USDM, exchangeinfo.COINM}
+	d := newDeployment(t)
+	// Start just after a period begins, so that the warm-up fetch and the
+	// first refresh fall in different periods.
+	time.Sleep(time.Until(time.Now().Truncate(interval).Add(interval + 100*time.Millisecond)))
+	start := time.Now()
+	var caches []*symcache.Cache
+	for range 3 {
+		caches = append(caches, d.process(symcache.Config{RefreshInterval: interval, TTL: 10 * time.Second, FetchTimeout: 500 * time.Millisecond}, markets...))
+	}
+	const periods = 5
+	time.Sleep(time.Until(start.Truncate(interval).Add(periods*interval + 600*time.Millisecond)))
+
+	for _, m := range markets {
+		reqs := d.requests(m)
+		perPeriod := map[time.Time]int{}
+		for _, at := range reqs {
+			perPeriod[at.Truncate(interval)]++
+		}
+		// The warm-up's period, then one refresh at the start of each period after it.
+		for k := range periods + 1 {
+			p := start.Truncate(interval).Add(time.Duration(k) * interval)
+			if n := perPeriod[p]; n != 1 {
+				t.Errorf("%s: %d requests in the period starting %s, want 1 (all: %v)", m, n, p.Format("15:04:05.000"), reqs)
+			}
+		}
+		if len(reqs) != periods+1 {
+			t.Errorf("%s: %d upstream requests over %d periods from 3 processes, want %d", m, len(reqs), periods+1, periods+1)
+		}
+	}
+	var acquired, adopted uint64
+	for _, c := range caches {
+		for _, st := range c.Stats() {
+			acquired += st.LocksAcquired
+			adopted += st.Adopted
+			if st.LockErrors != 0 {
+				t.Errorf("%s: %d lock errors with Redis up", st.Market, st.LockErrors)
+			}
+		}
+		for _, m := range markets {
+			r, err := c.Get(context.Background(), m)
+			if err != nil || r.Source != symcache.HitL1 {
+				t.Errorf("Get(%s) = %v, %v, want a HIT-L1", m, r.Source, err)
+			}
+		}
+	}
+	if acquired != 2*(periods+1) {
+		t.Errorf("locks acquired = %d, want one per fetch (%d)", acquired, 2*(periods+1))
+	}
+	if adopted < 2*2*periods {
+		t.Errorf("snapshots adopted from another process = %d, want at least %d", adopted, 2*2*periods)
+	}
+}
+
+// TestDeployment_NewSnapshotReachesEveryL1 checks that after one process
+// stores a new snapshot every process serves it within a second, without
+// asking Binance.
+func TestDeployment_NewSnapshotReachesEveryL1(t *testing.T) {
+	d := newDeployment(t)
+	var caches []*symcache.Cache
+	for range 3 {
+		caches = append(caches, d.process(symcache.Config{RefreshInterval: -1, TTL: time.Hour}))
+	}
+	old := get(t, caches[0], exchangeinfo.USDM, symcache.Miss).Snapshot
+	for i, c := range caches[1:] {
+		// From L2, or already in L1: process 0's store was announced.
+		if r, err := c.Get(context.Background(), exchangeinfo.USDM); err != nil || r.Source == symcache.Miss || r.Snapshot.ETag() != old.ETag() {
+			t.Fatalf("process %d: Get(usdm) = %v, %v, want process 0's snapshot", i+1, r.Source, err)
+		}
+	}
+
+	// Binance changes (its serverTime, here); one process learns it.
+	ms := strconv.FormatInt(old.ServerTime().UnixMilli(), 10)
+	body := bytes.Replace(old.Body(), []byte(ms), []byte(ms+"1"), 1)
+	d.upstream.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: body})
+	s, err := caches[2].Refresh(context.Background(), exchangeinfo.USDM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ETag() == old.ETag() {
+		t.Fatal("the new answer has the old ETag")
+	}
+	learned := time.Now()
+	for i, c := range caches {
+		for {
+			r, err := c.Get(context.Background(), exchangeinfo.USDM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Snapshot.ETag() == s.ETag() {
+				if r.Source != symcache.HitL1 {
+					t.Errorf("process %d served the new snapshot as %v, want HIT-L1", i, r.Source)
+				}
+				break
+			}
+			if time.Since(learned) > time.Second {
+				t.Fatalf("process %d still serves ETag %s a second after process 2 stored %s", i, r.Snapshot.ETag(), s.ETag())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if n := len(d.requests(exchangeinfo.USDM)); n != 2 {
+		t.Errorf("upstream requests = %d, want 2 (the first load, the refresh)", n)
+	}
+}
+
+// TestDeployment_LockHolderDies checks that a process that took the
+// refresh lock and died keeps the others from Binance for one lease at most.
+func TestDeployment_LockHolderDies(t *testing.T) {
+	d := newDeployment(t)
+	const lease = 700 * time.Millisecond
+	dead := l2.New(l2.Config{Client: d.srv.Client(t), Logger: discard(), Timeout: time.Second})
+	token, _, err := dead.Lock(context.Background(), "spot", lease)
+	if err != nil || token == "" {
+		t.Fatalf("Lock = %q, %v", token, err)
+	}
+	locked := time.Now() // and never released: the holder died mid-fetch
+
+	c := d.process(symcache.Config{RefreshInterval: -1, LockLease: lease, FetchTimeout: 5 * time.Second})
+	r := get(t, c, exchangeinfo.Spot, symcache.Miss)
+	took := time.Since(locked)
+	if took < lease-50*time.Millisecond {
+		t.Errorf("fetched %v after the lock was taken, before its %v lease ran out", took, lease)
+	}
+	if took > 3*time.Second {
+		t.Errorf("took over %v after the lock was taken, want about one lease (%v)", took, lease)
+	}
+	if len(r.Snapshot.Body()) == 0 || len(d.requests(exchangeinfo.Spot)) != 1 {
+		t.Errorf("upstream requests = %d, want 1", len(d.requests(exchangeinfo.Spot)))
+	}
+	if st := c.Stats()[0]; st.LocksAcquired != 1 {
+		t.Errorf("LocksAcquired = %d, want 1", st.LocksAcquired)
+	}
+}
+
+// TestDeployment_RedisDownFetchesAlone checks the fallback: without Redis
+// each process fetches by itself, still once at a time.
+func TestDeployment_RedisDownFetchesAlone(t *testing.T) {
+	d := newDeployment(t)
+	d.timeout = 100 * time.Millisecond
+	c := d.process(symcache.Config{RefreshInterval: -1})
+	d.srv.Stop()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.Get(context.Background(), exchangeinfo.Spot); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(d.requests(exchangeinfo.Spot)); n != 1 {
+		t.Errorf("upstream requests = %d, want 1 (singleflight in the process)", n)
+	}
+	if st := c.Stats()[0]; st.LockErrors != 1 {
+		t.Errorf("LockErrors = %d, want 1", st.LockErrors)
+	}
+}
