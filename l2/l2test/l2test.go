@@ -2,7 +2,9 @@
 // runs HTTP servers: each [Start] is a real redis-server on a free 127.0.0.1
 // port, without persistence, stopped when the test ends. [Server.Stop] and
 // [Server.Restart] take it down and bring it back empty; a [Proxy] in front of
-// it makes it slow, stalled or unreachable.
+// it makes it slow, stalled or unreachable. [StartCluster] and [StartSentinel]
+// run the other deployment forms the same way: a Redis Cluster of three
+// masters, and a master with a replica and a sentinel that fails over to it.
 package l2test
 
 import (
@@ -30,6 +32,9 @@ const readyTimeout = 5 * time.Second
 type Server struct {
 	port int
 	dir  string
+	// args returns redis-server's arguments for port; nil means plainArgs.
+	// Cluster nodes, replicas and sentinels set their own.
+	args func(port int) []string
 
 	mu   sync.Mutex
 	proc *process // nil when stopped
@@ -47,16 +52,31 @@ type process struct {
 // server is stopped in t.Cleanup. If redis-server is not installed, Start fails t.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server not installed: run `apt-get install -y redis-server` (or `make test`, which does)")
-	}
+	requireRedis(t)
 	s := &Server{dir: t.TempDir()}
 	t.Cleanup(s.Stop)
+	if err := s.startFree(freePort); err != nil {
+		t.Fatalf("l2test: start redis-server: %v", err)
+	}
+	return s
+}
+
+// requireRedis fails tb if redis-server is not installed.
+func requireRedis(tb testing.TB) {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatal("redis-server not installed: run `apt-get install -y redis-server` (or `make test`, which does)")
+	}
+}
+
+// startFree starts s on a port from pick and waits until it answers PING. It
+// tries again with another port when another process took the port first.
+func (s *Server) startFree(pick func() (int, error)) error {
 	var errs []error
 	for range 5 { // another process may take the free port before redis binds it
-		port, err := freePort()
+		port, err := pick()
 		if err != nil {
-			t.Fatalf("l2test: find a free port: %v", err)
+			return fmt.Errorf("find a free port: %w", errors.Join(append(errs, err)...))
 		}
 		s.port = port
 		p, err := s.start()
@@ -64,15 +84,14 @@ func Start(t testing.TB) *Server {
 			s.mu.Lock()
 			s.proc = p
 			s.mu.Unlock()
-			return s
+			return nil
 		}
 		errs = append(errs, err)
 		if !strings.Contains(err.Error(), "in use") {
 			break
 		}
 	}
-	t.Fatalf("l2test: start redis-server: %v", errors.Join(errs...))
-	return nil
+	return errors.Join(errs...)
 }
 
 // Addr returns the server's address, "127.0.0.1:PORT".
@@ -115,17 +134,27 @@ func (s *Server) Restart(t testing.TB) {
 	s.mu.Unlock()
 }
 
-// start runs redis-server on s.port and waits until it answers PING.
-// On failure, the process is gone and the error holds its output.
-func (s *Server) start() (*process, error) {
-	cmd := exec.Command("redis-server",
+// plainArgs returns the arguments of a plain server on port, with s.dir as
+// its working directory: loopback only, no persistence.
+func (s *Server) plainArgs(port int) []string {
+	return []string{
 		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(s.port),
+		"--port", strconv.Itoa(port),
 		"--save", "",
 		"--appendonly", "no",
 		"--protected-mode", "no",
 		"--dir", s.dir,
-	)
+	}
+}
+
+// start runs redis-server on s.port and waits until it answers PING.
+// On failure, the process is gone and the error holds its output.
+func (s *Server) start() (*process, error) {
+	args := s.plainArgs
+	if s.args != nil {
+		args = s.args
+	}
+	cmd := exec.Command("redis-server", args(s.port)...)
 	p := &process{cmd: cmd, out: new(syncBuffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = sysProcAttr() // dies with us, even if cleanups never run
@@ -151,6 +180,32 @@ func (s *Server) start() (*process, error) {
 			return nil, fmt.Errorf("redis-server on port %d did not answer PING within %v:\n%s", s.port, readyTimeout, p.out)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// output returns what the running server has printed so far, or "" if it is stopped.
+func (s *Server) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return ""
+	}
+	return s.proc.out.String()
+}
+
+// poll calls f every 50ms until it returns nil, and returns nil then; when ctx
+// ends first, it returns f's last error.
+func poll(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

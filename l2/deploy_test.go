@@ -1,0 +1,207 @@
+package l2_test
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/symcache/symcache/l2"
+	"github.com/symcache/symcache/l2/l2test"
+)
+
+// calls returns how many times the server behind rdb ran cmd without an
+// error since the last CONFIG RESETSTAT, from INFO commandstats. Commands that
+// scripts and transactions run count too.
+func calls(t *testing.T, rdb *redis.Client, cmd string) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats on %s: %v", rdb.Options().Addr, err)
+	}
+	m := regexp.MustCompile(`(?m)^cmdstat_` + cmd + `:calls=(\d+),.*failed_calls=(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	failed, _ := strconv.Atoi(m[2])
+	return n - failed // an EVALSHA answered NOSCRIPT ran nothing
+}
+
+// TestStore_cluster checks a Store over a Redis Cluster reached through
+// NewClient, with both cluster URL forms: a Put and its reads, the keys of a
+// market in one slot of one node, and Put as one atomic unit there.
+func TestStore_cluster(t *testing.T) {
+	c := l2test.StartCluster(t)
+	nodes := map[string]*redis.Client{}
+	for _, addr := range c.Addrs() {
+		nodes[addr] = redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+		defer nodes[addr].Close()
+	}
+	body := fixture(t, "usdm_exchangeinfo.json")
+	const current, lastGood = "symcache:{usdm}:current", "symcache:{usdm}:last_good"
+
+	for i, tt := range []struct{ name, url string }{
+		{"addr seeds", c.URL()},
+		{"cluster=true", "redis://" + c.Addrs()[1] + "?cluster=true"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := tt.url
+			ctx := context.Background()
+			rdb, err := l2.NewClient(raw)
+			if err != nil {
+				t.Fatalf("NewClient(%q) = %v, want nil", raw, err)
+			}
+			defer rdb.Close()
+			cc, ok := rdb.(*redis.ClusterClient)
+			if !ok {
+				t.Fatalf("NewClient(%q) = %T, want *redis.ClusterClient", raw, rdb)
+			}
+			for addr, n := range nodes {
+				if err := n.FlushAll(ctx).Err(); err != nil {
+					t.Fatalf("FLUSHALL on %s: %v", addr, err)
+				}
+				if err := n.ConfigResetStat(ctx).Err(); err != nil {
+					t.Fatalf("CONFIG RESETSTAT on %s: %v", addr, err)
+				}
+			}
+
+			// The first call loads the slot map: a generous budget.
+			s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: 2 * time.Second, WriteTimeout: 5 * time.Second})
+			want := envelope("usdm", body)
+			want.ServerTime += int64(i)
+			if err := s.Put(ctx, want, 5*time.Minute); err != nil {
+				t.Fatalf("Put = %v, want nil", err)
+			}
+			for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
+				got, err := read(ctx, "usdm")
+				if err != nil {
+					t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
+				}
+				checkEnvelope(t, name+`("usdm")`, got, want)
+			}
+
+			// One slot, the hash tag's.
+			slot, err := cc.ClusterKeySlot(ctx, current).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range []string{lastGood, "usdm"} {
+				if got, err := cc.ClusterKeySlot(ctx, key).Result(); got != slot || err != nil {
+					t.Errorf("CLUSTER KEYSLOT %s = %d, %v, want %d (that of %s)", key, got, err, slot, current)
+				}
+			}
+			// One node holds both, and every other key of the market; the others, nothing.
+			var owner string
+			for addr, n := range nodes {
+				count, err := n.ClusterCountKeysInSlot(ctx, int(slot)).Result()
+				if err != nil {
+					t.Fatalf("CLUSTER COUNTKEYSINSLOT %d on %s: %v", slot, addr, err)
+				}
+				size, err := n.DBSize(ctx).Result()
+				if err != nil {
+					t.Fatalf("DBSIZE on %s: %v", addr, err)
+				}
+				switch {
+				case count >= 2 && size == count && owner == "":
+					owner = addr
+					if both, err := n.Exists(ctx, current, lastGood).Result(); both != 2 || err != nil {
+						t.Errorf("EXISTS %s %s on %s = %d, %v, want 2, nil", current, lastGood, addr, both, err)
+					}
+				case count != 0 || size != 0:
+					t.Errorf("node %s holds %d keys in slot %d, %d in all, want them all on one node, none elsewhere", addr, count, slot, size)
+				}
+			}
+			if owner == "" {
+				t.Fatalf("no node holds the keys of slot %d", slot)
+			}
+			if m, err := cc.MasterForKey(ctx, lastGood); err != nil || m.Options().Addr != owner {
+				t.Errorf("MasterForKey(%s) = %v, want the node %s", lastGood, err, owner)
+			}
+
+			// Put was atomic: one script or MULTI/EXEC, on that node only, that
+			// set both keys.
+			for addr, n := range nodes {
+				units, sets := calls(t, n, "exec")+calls(t, n, "eval")+calls(t, n, "evalsha"), calls(t, n, "set")
+				wantUnits, wantSets := 0, 0
+				if addr == owner {
+					wantUnits, wantSets = 1, 2
+				}
+				if units != wantUnits || sets != wantSets {
+					t.Errorf("node %s ran %d EXEC, EVAL or EVALSHA and %d SET, want %d and %d", addr, units, sets, wantUnits, wantSets)
+				}
+			}
+		})
+	}
+}
+
+// TestStore_sentinel checks a Store over a Sentinel deployment reached
+// through NewClient: a Put and its reads, then a failover, after which the
+// same client reaches the new master, which has what was put, and writes there.
+func TestStore_sentinel(t *testing.T) {
+	d := l2test.StartSentinel(t)
+	ctx := context.Background()
+	rdb, err := l2.NewClient(d.URL())
+	if err != nil {
+		t.Fatalf("NewClient(%q) = %v, want nil", d.URL(), err)
+	}
+	defer rdb.Close()
+	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second, WriteTimeout: 5 * time.Second})
+	want := envelope("usdm", fixture(t, "usdm_exchangeinfo.json"))
+	if err := s.Put(ctx, want, 5*time.Minute); err != nil {
+		t.Fatalf("Put = %v, want nil", err)
+	}
+	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
+		got, err := read(ctx, "usdm")
+		if err != nil {
+			t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
+		}
+		checkEnvelope(t, name+`("usdm")`, got, want)
+	}
+	master := redis.NewClient(&redis.Options{Addr: d.MasterAddr(), ContextTimeoutEnabled: true})
+	defer master.Close()
+	if n, err := master.Exists(ctx, "symcache:{usdm}:current", "symcache:{usdm}:last_good").Result(); n != 2 || err != nil {
+		t.Fatalf("EXISTS both keys on the master %s = %d, %v, want 2, nil", d.MasterAddr(), n, err)
+	}
+	// Through the failover client, so on the master: the replica has both keys.
+	if n, err := rdb.Do(ctx, "WAIT", 1, 5000).Int64(); n < 1 || err != nil {
+		t.Fatalf("WAIT 1 5000 = %d, %v, want 1, nil", n, err)
+	}
+
+	start := time.Now()
+	d.StopMaster()
+	newMaster := d.WaitFailover(t)
+	// The client learns of the new master by itself: poll, bounded.
+	var got l2.Envelope
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if got, err = s.Current(ctx, "usdm"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Current(%q) 30s after the failover to %s = %v, want nil", "usdm", newMaster, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("failover to %s, and Current through it, %v after the master stopped", newMaster, time.Since(start).Round(time.Millisecond))
+	checkEnvelope(t, `Current("usdm") after the failover`, got, want)
+
+	// Writes go to the new master.
+	next := envelope("usdm", []byte(`{"symbols":[{"symbol":"BTCUSDT"}]}`))
+	next.FetchedAt = next.FetchedAt.Add(time.Minute)
+	next.ServerTime++
+	if err := s.Put(ctx, next, 5*time.Minute); err != nil {
+		t.Fatalf("Put after the failover = %v, want nil", err)
+	}
+	promoted := redis.NewClient(&redis.Options{Addr: newMaster, ContextTimeoutEnabled: true})
+	defer promoted.Close()
+	direct := l2.New(l2.Config{Client: promoted, Logger: discard(), Timeout: time.Second})
+	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": direct.Current, "LastGood": direct.LastGood} {
+		got, err := read(ctx, "usdm")
+		if err != nil {
+			t.Fatalf("%s(%q) on the new master = %v, want nil", name, "usdm", err)
+		}
+		checkEnvelope(t, name+`("usdm") on the new master`, got, next)
+	}
+}
