@@ -247,3 +247,77 @@ func TestDeployment_RedisDownFetchesAlone(t *testing.T) {
 		t.Errorf("LockErrors = %d, want 1", st.LockErrors)
 	}
 }
+
+// TestDeployment_RedisCluster runs the whole read path, coordination
+// included, on a three-node Redis Cluster through a cluster URL: two
+// processes, one upstream request, the second served from L2, and every
+// key of the market in one slot.
+func TestDeployment_RedisCluster(t *testing.T) {
+	cluster := l2test.StartCluster(t)
+	h, err := fetchtest.LoadDir(filepath.Join("testdata", "binance"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := httptest.NewServer(h)
+	t.Cleanup(upstream.Close)
+	process := func() *symcache.Cache {
+		rdb, err := l2.NewClient(cluster.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Close() })
+		up, err := fetch.New(fetch.Config{Market: exchangeinfo.USDM, BaseURLs: []string{upstream.URL}, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := symcache.New(symcache.Config{
+			Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.USDM: up},
+			L2:              l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second}),
+			RefreshInterval: -1,
+			Logger:          discard(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := process(), process()
+	ra := get(t, a, exchangeinfo.USDM, symcache.Miss)
+	rb, err := b.Get(context.Background(), exchangeinfo.USDM)
+	if err != nil || rb.Source == symcache.Miss || rb.Snapshot.ETag() != ra.Snapshot.ETag() {
+		t.Fatalf("second process: Get = %v, %v, want the first's snapshot from L2 (or already followed into L1)", rb.Source, err)
+	}
+	if n := h.Requests(exchangeinfo.USDM.Path()); n != 1 {
+		t.Errorf("upstream requests = %d, want 1", n)
+	}
+
+	// A new snapshot announced on the cluster reaches the other process.
+	ms := strconv.FormatInt(ra.Snapshot.ServerTime().UnixMilli(), 10)
+	h.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: bytes.Replace(ra.Snapshot.Body(), []byte(ms), []byte(ms+"1"), 1)})
+	s, err := a.Refresh(context.Background(), exchangeinfo.USDM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if r, err := b.Get(context.Background(), exchangeinfo.USDM); err == nil && r.Snapshot.ETag() == s.ETag() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other process did not follow the new snapshot through the cluster within 5s")
+		}
+	}
+
+	rdb := cluster.Client(t)
+	slots := map[int64]bool{}
+	for _, k := range []string{"current", "last_good", "meta", "lock"} {
+		slot, err := rdb.ClusterKeySlot(context.Background(), "symcache:{usdm}:"+k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots[slot] = true
+	}
+	if len(slots) != 1 {
+		t.Errorf("usdm's keys are in %d slots, want 1", len(slots))
+	}
+}

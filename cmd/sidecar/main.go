@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -57,7 +56,7 @@ type config struct {
 	l2Encoding    l2.Encoding
 	maxLoss       float64
 	l2Timeout     time.Duration
-	redisOptions  *redis.Options
+	redisOptions  *l2.ClientOptions
 	shutdownGrace time.Duration
 }
 
@@ -78,7 +77,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	var (
 		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address [SYMCACHE_ADDR]")
-		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL; empty runs without L2 [REDIS_URL]")
+		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL (a cluster with addr=host:port parameters, Sentinel with master_name=NAME); empty runs without L2 [REDIS_URL]")
 		markets    = fs.String("markets", cmp.Or(getenv("SYMCACHE_MARKETS"), "spot,usdm"), "markets to serve and keep warm: spot, usdm, coinm [SYMCACHE_MARKETS]")
 		spotURL    = fs.String("binance-spot-url", cmp.Or(getenv("BINANCE_SPOT_URL"), exchangeinfo.Spot.DefaultBaseURL()), "spot base URL; a comma-separated list is tried in order [BINANCE_SPOT_URL]")
 		usdmURL    = fs.String("binance-usdm-url", cmp.Or(getenv("BINANCE_USDM_URL"), exchangeinfo.USDM.DefaultBaseURL()), "USD-M futures base URL(s) [BINANCE_USDM_URL]")
@@ -192,7 +191,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 	}
 	if cfg.redisURL != "" {
-		if cfg.redisOptions, err = parseRedisURL(cfg.redisURL); err != nil {
+		if cfg.redisOptions, err = l2.ParseURL(cfg.redisURL); err != nil {
 			return config{}, &settingError{name("redis-url", "REDIS_URL"), err.Error()}
 		}
 	}
@@ -205,41 +204,6 @@ func positiveDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a positive duration such as 5m or 30s", s)
 	}
 	return d, nil
-}
-
-// parseRedisURL accepts redis:// and rediss:// URLs. Its errors never hold
-// the password.
-func parseRedisURL(raw string) (*redis.Options, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the whole URL
-		}
-		return nil, fmt.Errorf("not a URL: %s", redact(err.Error(), raw))
-	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("scheme %q: want redis:// or rediss://", u.Scheme)
-	}
-	opts, err := redis.ParseURL(raw)
-	if err != nil {
-		return nil, errors.New(redact(err.Error(), raw))
-	}
-	return opts, nil
-}
-
-// redact removes the password of the URL raw from msg.
-func redact(msg, raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	// An unparsable URL: drop everything between "//" and "@".
-	if i, j := strings.Index(msg, "//"), strings.LastIndex(msg, "@"); i >= 0 && j > i {
-		msg = msg[:i+2] + "xxxxx" + msg[j:]
-	}
-	return msg
 }
 
 // run is the whole program; it returns the exit status.
@@ -305,8 +269,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		// go-redis prints connection trouble itself; l2 already warns about
 		// each failed call, so its lines go to the debug level.
 		redis.SetLogger(redisLogger{log})
-		cfg.redisOptions.ContextTimeoutEnabled = true // l2's per-call budget bounds socket I/O
-		rdb := redis.NewClient(cfg.redisOptions)
+		rdb, err := cfg.redisOptions.NewClient() // ContextTimeoutEnabled: l2's per-call budget bounds socket I/O
+		if err != nil {
+			return err
+		}
 		defer rdb.Close()
 		ccfg.L2 = l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Timeout: cfg.l2Timeout, Logger: log})
 	}
@@ -331,7 +297,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets), "l2", cfg.redisOptions != nil)
+	l2desc := "none"
+	if cfg.redisOptions != nil {
+		l2desc = cfg.redisOptions.String() // no password
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets), "l2", l2desc)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -116,7 +116,7 @@ func TestParseConfig_FlagsWinOverEnv(t *testing.T) {
 	if cfg.staleMax != 0 || cfg.refresh != time.Minute || cfg.l1MaxBytes != 536870912 || cfg.keyPrefix != "symcache:" {
 		t.Errorf("cfg = %+v, want stale-max 0, refresh 1m, the default budget and prefix", cfg)
 	}
-	if cfg.redisOptions == nil || cfg.redisOptions.DB != 2 {
+	if cfg.redisOptions == nil || cfg.redisOptions.Single == nil || cfg.redisOptions.Single.DB != 2 {
 		t.Errorf("redis options = %+v, want DB 2", cfg.redisOptions)
 	}
 	if got := cfg.baseURLs[exchangeinfo.COINM]; len(got) != 1 || got[0] != "https://dapi.binance.com" {
