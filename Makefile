@@ -3,10 +3,19 @@
 # tests against real redis-server processes the tests start themselves.
 GO ?= go
 
-.PHONY: test deps vet fmt-check run replay build fuzz bench chaos bench-load
+.PHONY: test deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check
 
-test: deps vet fmt-check
+test: deps vet fmt-check compare-check
 	$(GO) test -race -count=1 ./...
+
+# bench/compare is a module of its own (the JSON and gzip libraries compared
+# stay out of symcache's go.mod): its correctness tests run with make test,
+# its benchmarks with make bench-compare (about 8 minutes).
+compare-check:
+	cd bench/compare && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+bench-compare:
+	cd bench/compare && ./run.sh
 
 deps:
 	@./scripts/ensure-redis.sh
@@ -35,6 +44,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./exchangeinfo
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./l2
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope_Reference$$' -fuzztime $(FUZZTIME) ./l2
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./fetch
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQueryAnswer$$' -fuzztime $(FUZZTIME) ./exchangeinfo
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./rules
