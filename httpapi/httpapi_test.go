@@ -703,6 +703,44 @@ func TestMetrics(t *testing.T) {
 }
 
 // A request whose client went away is not counted as a success.
+// TestMetrics_RefreshLock checks the coordination counters: the first
+// sidecar takes the lock and fetches, the second takes its snapshot up.
+func TestMetrics_RefreshLock(t *testing.T) {
+	w := newWorld(t, true)
+	first := w.server(w.cache(exchangeinfo.USDM), nil)
+	second := w.server(w.cache(exchangeinfo.USDM), nil)
+	if resp, _ := first.get(usdmPath, nil); resp.Header.Get("X-Cache") != "MISS" {
+		t.Fatalf("first sidecar: X-Cache %q, want MISS", resp.Header.Get("X-Cache"))
+	}
+	for deadline := time.Now().Add(5 * time.Second); scrape(t, second)[`symcache_snapshots_adopted_total{market="usdm"}`] != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second sidecar did not take up the first one's snapshot within 5s")
+		}
+	}
+	if resp, _ := second.get(usdmPath, nil); resp.Header.Get("X-Cache") != "HIT-L1" {
+		t.Errorf("second sidecar: X-Cache %q, want HIT-L1 (announced, taken up)", resp.Header.Get("X-Cache"))
+	}
+	m1, m2 := scrape(t, first), scrape(t, second)
+	for _, tt := range []struct {
+		m      map[string]float64
+		series string
+		want   float64
+	}{
+		{m1, `symcache_refresh_lock_total{market="usdm",result="acquired"}`, 1},
+		{m1, `symcache_refresh_lock_total{market="usdm",result="error"}`, 0},
+		{m1, `symcache_snapshots_adopted_total{market="usdm"}`, 0},
+		{m2, `symcache_refresh_lock_total{market="usdm",result="acquired"}`, 0},
+		{m2, `symcache_upstream_fetches_total{market="usdm",outcome="ok"}`, 0},
+	} {
+		if got, ok := tt.m[tt.series]; !ok || got != tt.want {
+			t.Errorf("%s = %v (present %v), want %v", tt.series, got, ok, tt.want)
+		}
+	}
+	if n := w.upstream.Requests(usdmPath); n != 1 {
+		t.Errorf("upstream requests = %d, want 1", n)
+	}
+}
+
 func TestMetrics_Canceled(t *testing.T) {
 	w := newWorld(t, false)
 	w.upstream.Set(spotPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"), Delay: 200 * time.Millisecond})

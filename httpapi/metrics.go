@@ -25,6 +25,10 @@ var (
 		"Requests that found nothing to serve, by market.", []string{"market"}, nil)
 	descShared = prometheus.NewDesc("symcache_singleflight_shared_total",
 		"Requests that waited for a load another request started, by market.", []string{"market"}, nil)
+	descLock = prometheus.NewDesc("symcache_refresh_lock_total",
+		"Fetches decided by the refresh lock in Redis, by market and result: acquired (this sidecar fetched), waited (another sidecar fetched, this one took its snapshot), error (Redis could not be asked; fetched without the lock).", []string{"market", "result"}, nil)
+	descAdopted = prometheus.NewDesc("symcache_snapshots_adopted_total",
+		"Snapshots another sidecar fetched that this one took up from L2, by market.", []string{"market"}, nil)
 	descAge = prometheus.NewDesc("symcache_snapshot_age_seconds",
 		"Age of the newest valid snapshot held, by market (absent when none).", []string{"market"}, nil)
 	descSymbols = prometheus.NewDesc("symcache_snapshot_symbols",
@@ -32,7 +36,7 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descAge, descSymbols} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols} {
 		ch <- d
 	}
 }
@@ -54,6 +58,10 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descStale, s.Stale, m)
 		counter(descUnavailable, s.Unavailable, m)
 		counter(descShared, s.SharedWaits, m)
+		counter(descLock, s.LocksAcquired, m, "acquired")
+		counter(descLock, s.LockWaits, m, "waited")
+		counter(descLock, s.LockErrors, m, "error")
+		counter(descAdopted, s.Adopted, m)
 		if s.State.State != "empty" {
 			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.State.Age, m)
 			ch <- prometheus.MustNewConstMetric(descSymbols, prometheus.GaugeValue, float64(s.State.Symbols), m)
