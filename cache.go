@@ -347,11 +347,11 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 	// round trip to Redis.
 	if s := ms.lastGood.Load(); s != nil && !c.fresh(s) && c.servable(s) {
 		if err, waiting := ms.backoff(c.cfg.Now()); waiting {
-			ms.stats.stale.Add(1)
+			ms.stats.served(err)
 			return Result{Snapshot: s, Source: Stale, Reason: reason(err)}, nil
 		}
 		if ms.loading.Load() > 0 {
-			ms.stats.stale.Add(1)
+			ms.stats.served(nil)
 			return Result{Snapshot: s, Source: Stale, Reason: "refresh in progress"}, nil
 		}
 	}
@@ -509,7 +509,7 @@ func (c *Cache) fallback(ctx context.Context, ms *market, cause error, readL2 bo
 		ms.stats.l1Hits.Add(1)
 		return Result{Snapshot: best, Source: HitL1}, nil
 	}
-	ms.stats.stale.Add(1)
+	ms.stats.served(cause)
 	why := reason(cause)
 	c.log.Warn("serving stale snapshot", "market", ms.name, "age", best.Age(c.cfg.Now()).Round(time.Second).String(), "reason", why, "err", cause)
 	return Result{Snapshot: best, Source: Stale, Reason: why}, nil

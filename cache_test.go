@@ -408,6 +408,12 @@ func TestCache_Get_UpstreamFailsServesLastGood(t *testing.T) {
 	if st := c2.Stats()[0]; st.Stale == 0 || st.Fetches["status"] != 0 || st.Fetches["backoff"] != 1 {
 		t.Errorf("Stats = stale %d, status fetches %d, backoff %d; want >0, 0, 1", st.Stale, st.Fetches["status"], st.Fetches["backoff"])
 	}
+	if st := c.Stats()[0]; st.StaleByReason["status"] != st.Stale || st.Stale != 21 || st.Upstream == nil || st.Upstream.Latency.Count != 2 {
+		t.Errorf("first process: stale %d, by reason %v, upstream %+v; want 21 stale answers, all for a status, and 2 requests timed", st.Stale, st.StaleByReason, st.Upstream)
+	}
+	if st := c2.Stats()[0]; st.StaleByReason["backoff"] != st.Stale {
+		t.Errorf("second process: stale by reason %v, want all %d for the shared backoff", st.StaleByReason, st.Stale)
+	}
 	if n := spotRequests(e.upstream); n != before {
 		t.Errorf("upstream requests after a second process started = %d, want %d", n, before)
 	}

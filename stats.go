@@ -48,11 +48,33 @@ func outcome(err error) string {
 	return outcomeError
 }
 
+// staleReasons are the classes of stale answers, as Stats.StaleByReason
+// counts them: the fetch outcomes that cause one, and a refresh in progress.
+var staleReasons = append(outcomes[1:len(outcomes):len(outcomes)], staleRefreshing)
+
+const staleRefreshing = "refresh_in_progress"
+
 type counters struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors  atomic.Uint64
 	stale, unavailable, sharedWaits               atomic.Uint64
 	locksAcquired, lockWaits, lockErrors, adopted atomic.Uint64
 	fetches                                       [len(outcomes)]atomic.Uint64 // indexed like outcomes
+	staleBy                                       [len(outcomes)]atomic.Uint64 // indexed like staleReasons
+}
+
+// served counts a stale answer caused by err (nil: a refresh in progress).
+func (c *counters) served(err error) {
+	c.stale.Add(1)
+	r := staleRefreshing
+	if err != nil {
+		r = outcome(err)
+	}
+	for i, o := range staleReasons {
+		if o == r {
+			c.staleBy[i].Add(1)
+			return
+		}
+	}
 }
 
 func (c *counters) fetch(outcome string) *atomic.Uint64 {
@@ -78,6 +100,14 @@ type Stats struct {
 	// Stale counts answers served past their TTL; Unavailable, Gets that
 	// had nothing to serve.
 	Stale, Unavailable uint64
+	// StaleByReason splits Stale by cause: "refresh_in_progress", or the
+	// fetch outcome that made the snapshot stale ("status", "rate_limited",
+	// "backoff", "invalid", "shrunk", "timeout", "error").
+	StaleByReason map[string]uint64
+	// Upstream is the upstream client's own counters (requests by base URL
+	// and status, latency, Binance's used weight), when it keeps them, as
+	// *fetch.Client does; else nil.
+	Upstream *fetch.Metrics
 	// SharedWaits counts Gets that joined a load another caller started.
 	SharedWaits uint64
 	// With a Coordinator: LocksAcquired counts fetches this process made
@@ -130,9 +160,38 @@ func (c *Cache) Stats() []Stats {
 		for i, o := range outcomes {
 			st.Fetches[o] = ms.stats.fetches[i].Load()
 		}
+		st.StaleByReason = make(map[string]uint64, len(staleReasons))
+		for i, r := range staleReasons {
+			st.StaleByReason[r] = ms.stats.staleBy[i].Load()
+		}
+		if um, ok := ms.upstream.(interface{ Metrics() fetch.Metrics }); ok {
+			m := um.Metrics()
+			st.Upstream = &m
+		}
 		out = append(out, st)
 	}
 	return out
+}
+
+// Tiers are counters of the tiers shared by every market.
+type Tiers struct {
+	// L1Bytes is the L1's cost in use, when it tells (*l1.Cache does); -1 if not.
+	L1Bytes int64
+	// L2Errors counts failed Redis calls by operation ("get", "put", "lock",
+	// "meta", "publish", …), when the Store counts them (*l2.Store does).
+	L2Errors map[string]uint64
+}
+
+// Tiers returns the shared tiers' counters.
+func (c *Cache) Tiers() Tiers {
+	t := Tiers{L1Bytes: -1}
+	if m, ok := c.l1.(interface{ UsedBytes() int64 }); ok {
+		t.L1Bytes = m.UsedBytes()
+	}
+	if s, ok := c.l2.(interface{ Errors() map[string]uint64 }); ok {
+		t.L2Errors = s.Errors()
+	}
+	return t
 }
 
 // Ready reports every market's state, and whether all can be served.

@@ -84,6 +84,7 @@ type Client struct {
 	now     func() time.Time
 
 	sizeHint atomic.Int64 // length of the last body read, to size the next buffer
+	rec      recorder
 
 	mu       sync.Mutex
 	weight   int64
@@ -290,11 +291,14 @@ func (c *Client) get(ctx context.Context, b *base) (snap *exchangeinfo.Snapshot,
 	}
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept", "application/json")
+	sent, code := time.Now(), 0
+	defer func() { c.rec.observe(strings.TrimSuffix(b.redacted, c.market.Path()), code, time.Since(sent)) }()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, true, c.netError(ctx, actx, b, err)
 	}
 	defer resp.Body.Close()
+	code = resp.StatusCode
 	now := c.now()
 	c.noteWeight(resp.Header, now)
 

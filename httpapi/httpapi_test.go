@@ -673,7 +673,9 @@ func TestMetrics(t *testing.T) {
 		{`symcache_cache_hits_total{market="usdm",tier="l1"}`, 0},
 		{`symcache_upstream_fetches_total{market="spot",outcome="ok"}`, 1},
 		{`symcache_upstream_fetches_total{market="spot",outcome="status"}`, 0},
-		{`symcache_stale_served_total{market="spot"}`, 0},
+		{`symcache_stale_served_total{market="spot",reason="status"}`, 0},
+		{`symcache_upstream_request_duration_seconds_count{market="spot"}`, 1},
+		{`symcache_upstream_requests_total{base_url="` + w.upstream.URL + `",code="200",market="spot"}`, 1},
 		{`symcache_http_requests_total{code="200",route="/api/v3/exchangeInfo"}`, 4},
 		{`symcache_http_requests_total{code="400",route="/api/v3/exchangeInfo"}`, 1},
 		{`symcache_http_requests_total{code="405",route="/api/v3/exchangeInfo"}`, 1},
@@ -683,6 +685,14 @@ func TestMetrics(t *testing.T) {
 		if got := after[tt.series] - before[tt.series]; got != tt.delta {
 			t.Errorf("GET /metrics %s moved by %v, want %v", tt.series, got, tt.delta)
 		}
+	}
+	for _, series := range []string{`symcache_stale_served_total{market="spot",reason="refresh_in_progress"}`, `symcache_l1_bytes`} {
+		if _, ok := after[series]; !ok {
+			t.Errorf("GET /metrics has no %s", series)
+		}
+	}
+	if got := after[`symcache_l1_bytes`]; got < 3733982 {
+		t.Errorf("symcache_l1_bytes = %v, want at least the spot body", got)
 	}
 	if got, want := after[`symcache_snapshot_symbols{market="spot"}`], 2292.0; got != want {
 		t.Errorf(`GET /metrics symcache_snapshot_symbols{market="spot"} = %v, want %v`, got, want)
@@ -731,6 +741,8 @@ func TestMetrics_RefreshLock(t *testing.T) {
 		{m1, `symcache_snapshots_adopted_total{market="usdm"}`, 0},
 		{m2, `symcache_refresh_lock_total{market="usdm",result="acquired"}`, 0},
 		{m2, `symcache_upstream_fetches_total{market="usdm",outcome="ok"}`, 0},
+		{m1, `symcache_redis_errors_total{operation="get"}`, 0},
+		{m1, `symcache_redis_errors_total{operation="lock"}`, 0},
 	} {
 		if got, ok := tt.m[tt.series]; !ok || got != tt.want {
 			t.Errorf("%s = %v (present %v), want %v", tt.series, got, ok, tt.want)

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/symcache/symcache"
 )
 
 // cacheCollector turns the cache's own counters into Prometheus metrics at
@@ -20,7 +22,17 @@ var (
 	descFetches = prometheus.NewDesc("symcache_upstream_fetches_total",
 		"Upstream (Binance) fetches by market and outcome.", []string{"market", "outcome"}, nil)
 	descStale = prometheus.NewDesc("symcache_stale_served_total",
-		"Answers served past their TTL because the upstream failed, by market.", []string{"market"}, nil)
+		"Answers served past their TTL (last good), by market and reason: refresh_in_progress, or the fetch outcome that failed (status, rate_limited, backoff, invalid, shrunk, timeout, error).", []string{"market", "reason"}, nil)
+	descUpRequests = prometheus.NewDesc("symcache_upstream_requests_total",
+		"HTTP requests sent to Binance, by market, base URL and answer (the status code, or error when none came).", []string{"market", "base_url", "code"}, nil)
+	descUpLatency = prometheus.NewDesc("symcache_upstream_request_duration_seconds",
+		"Time from sending a request to Binance to having read its whole answer, by market.", []string{"market"}, nil)
+	descUsedWeight = prometheus.NewDesc("symcache_upstream_used_weight",
+		"The last X-MBX-USED-WEIGHT-1M Binance sent (request weight used in the current minute by this IP), by market.", []string{"market"}, nil)
+	descRedisErrors = prometheus.NewDesc("symcache_redis_errors_total",
+		"Failed Redis calls by operation (get, decode, put, seed, lock, unlock, hold, meta, publish, ...).", []string{"operation"}, nil)
+	descL1Bytes = prometheus.NewDesc("symcache_l1_bytes",
+		"Bytes of snapshots held in L1 (their cost).", nil, nil)
 	descUnavailable = prometheus.NewDesc("symcache_unavailable_total",
 		"Requests that found nothing to serve, by market.", []string{"market"}, nil)
 	descShared = prometheus.NewDesc("symcache_singleflight_shared_total",
@@ -36,7 +48,7 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes} {
 		ch <- d
 	}
 }
@@ -55,7 +67,18 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		for outcome, n := range s.Fetches {
 			counter(descFetches, n, m, outcome)
 		}
-		counter(descStale, s.Stale, m)
+		for r, n := range s.StaleByReason {
+			counter(descStale, n, m, r)
+		}
+		if u := s.Upstream; u != nil {
+			for _, r := range u.Requests {
+				counter(descUpRequests, r.N, m, r.BaseURL, r.Code)
+			}
+			ch <- prometheus.MustNewConstHistogram(descUpLatency, u.Latency.Count, u.Latency.Sum, u.Latency.Cumulative(), m)
+			if !u.UsedWeightAt.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descUsedWeight, prometheus.GaugeValue, float64(u.UsedWeight), m)
+			}
+		}
 		counter(descUnavailable, s.Unavailable, m)
 		counter(descShared, s.SharedWaits, m)
 		counter(descLock, s.LocksAcquired, m, "acquired")
@@ -65,6 +88,15 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.State.State != "empty" {
 			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.State.Age, m)
 			ch <- prometheus.MustNewConstMetric(descSymbols, prometheus.GaugeValue, float64(s.State.Symbols), m)
+		}
+	}
+	if tc, ok := cc.cache.(interface{ Tiers() symcache.Tiers }); ok {
+		t := tc.Tiers()
+		for op, n := range t.L2Errors {
+			counter(descRedisErrors, n, op)
+		}
+		if t.L1Bytes >= 0 {
+			ch <- prometheus.MustNewConstMetric(descL1Bytes, prometheus.GaugeValue, float64(t.L1Bytes))
 		}
 	}
 }

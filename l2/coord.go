@@ -109,6 +109,7 @@ func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (t
 	defer cancel()
 	ok, err := s.rdb.SetNX(ctx, key, token, lease).Result()
 	if err != nil {
+		s.fail("lock")
 		return "", Held{}, fmt.Errorf("l2 lock %q: %w", market, err)
 	}
 	if ok {
@@ -121,6 +122,7 @@ func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (t
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
+		s.fail("lock")
 		return "", Held{}, fmt.Errorf("l2 lock %q: %w", market, err)
 	}
 	reason, backoff := strings.CutPrefix(get.Val(), backoffMark)
@@ -134,6 +136,7 @@ func (s *Store) Unlock(ctx context.Context, market, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	if err := unlockScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token).Err(); err != nil {
+		s.fail("unlock")
 		return fmt.Errorf("l2 unlock %q: %w", market, err)
 	}
 	return nil
@@ -151,6 +154,7 @@ func (s *Store) Hold(ctx context.Context, market, token string, d time.Duration,
 	defer cancel()
 	ms := max(d.Milliseconds(), 1)
 	if err := holdScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token, ms, backoffMark+truncate(reason, 200)).Err(); err != nil {
+		s.fail("hold")
 		return fmt.Errorf("l2 hold %q: %w", market, err)
 	}
 	return nil
@@ -163,6 +167,7 @@ func (s *Store) Meta(ctx context.Context, market string) (Meta, error) {
 	defer cancel()
 	h, err := s.rdb.HGetAll(ctx, s.prefix+MetaKey(market)).Result()
 	if err != nil {
+		s.fail("meta")
 		return Meta{}, fmt.Errorf("%w: meta %q: %w", ErrMiss, market, err)
 	}
 	if len(h) == 0 {
@@ -215,6 +220,7 @@ func (s *Store) Watch(ctx context.Context) <-chan Meta {
 func (s *Store) announce(ctx context.Context, e Envelope) {
 	msg, _ := json.Marshal(Meta{Market: e.Market, FetchedAt: e.FetchedAt.UTC(), ETag: e.ETag})
 	if err := s.rdb.Publish(ctx, s.prefix+InvalidateChannel, msg).Err(); err != nil {
+		s.fail("publish")
 		s.log.Warn("l2 announcing a new snapshot failed", "market", e.Market, "channel", s.prefix+InvalidateChannel, "err", err)
 	}
 }

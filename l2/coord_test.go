@@ -221,3 +221,36 @@ func TestStore_Watch(t *testing.T) {
 	for range ch { // closed once ctx ended
 	}
 }
+
+// TestStore_Errors checks the failure counters behind the Redis error
+// metric: nothing while Redis answers, then one per failed call by
+// operation, and a corrupt value counted as "decode".
+func TestStore_Errors(t *testing.T) {
+	srv := l2test.Start(t)
+	rdb := srv.Client(t)
+	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	if err := s.Put(ctx, envelope("spot", []byte(`{}`)), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	s.Current(ctx, "spot")
+	s.Meta(ctx, "spot")
+	for op, n := range s.Errors() {
+		if n != 0 {
+			t.Errorf("Errors()[%s] = %d with Redis up, want 0", op, n)
+		}
+	}
+	rdb.Set(ctx, "symcache:{spot}:current", "garbage", time.Minute)
+	s.Current(ctx, "spot")
+	srv.Stop()
+	s.Current(ctx, "spot")
+	s.Put(ctx, envelope("spot", []byte(`{}`)), time.Minute)
+	s.Lock(ctx, "spot", time.Second)
+	s.Meta(ctx, "spot")
+	got := s.Errors()
+	for op, want := range map[string]uint64{"decode": 1, "get": 1, "put": 1, "lock": 1, "meta": 1, "publish": 0, "hold": 0} {
+		if got[op] != want {
+			t.Errorf("Errors()[%s] = %d, want %d (all: %v)", op, got[op], want, got)
+		}
+	}
+}

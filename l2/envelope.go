@@ -95,6 +95,7 @@ func (s *Store) envelope(ctx context.Context, key, market string) (Envelope, err
 		err = fmt.Errorf("envelope of market %q", e.Market)
 	}
 	if err != nil {
+		s.fail("decode")
 		s.warn("l2 value unreadable, treating as a miss", key, market, err)
 		return Envelope{}, fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
 	}
@@ -117,6 +118,7 @@ func (s *Store) Put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	case errors.Is(err, ErrSuperseded):
 		s.log.Info("l2 put skipped: a newer snapshot is stored", "market", e.Market, "key", s.prefix+CurrentKey(e.Market))
 	case err != nil:
+		s.fail("put")
 		s.log.Error("l2 put failed", "market", e.Market, "key", s.prefix+CurrentKey(e.Market), "err", err)
 	}
 	return err
@@ -473,6 +475,7 @@ func (s *Store) SeedLastGood(ctx context.Context, e Envelope) (bool, error) {
 	// EXISTS first: SET NX would send megabytes for nothing when the key is there.
 	if n, err := s.rdb.Exists(ctx, key).Result(); err != nil || n == 1 {
 		if err != nil {
+			s.fail("seed")
 			return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
 		}
 		return false, nil
@@ -483,6 +486,7 @@ func (s *Store) SeedLastGood(ctx context.Context, e Envelope) (bool, error) {
 	}
 	ok, err := s.rdb.SetNX(ctx, key, b, 0).Result()
 	if err != nil {
+		s.fail("seed")
 		return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
 	}
 	return ok, nil

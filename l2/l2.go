@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,6 +52,32 @@ type Store struct {
 	timeout      time.Duration // reads
 	writeTimeout time.Duration
 	log          *slog.Logger
+	errs         [len(ops)]atomic.Uint64 // failed calls, indexed like ops
+}
+
+// ops are the operations Errors counts failures of. "decode" is a value read
+// that was not a usable envelope.
+var ops = [...]string{"get", "decode", "put", "seed", "write_json", "ping", "lock", "unlock", "hold", "meta", "publish"}
+
+// fail counts a failed op.
+func (s *Store) fail(op string) {
+	for i, o := range ops {
+		if o == op {
+			s.errs[i].Add(1)
+			return
+		}
+	}
+}
+
+// Errors returns the number of failed Redis calls since New by operation:
+// get, decode (a value read that was no usable envelope), put, seed,
+// write_json, ping, lock, unlock, hold, meta and publish.
+func (s *Store) Errors() map[string]uint64 {
+	out := make(map[string]uint64, len(ops))
+	for i, o := range ops {
+		out[o] = s.errs[i].Load()
+	}
+	return out
 }
 
 // New returns a Store for cfg, with cfg's zero values filled in.
@@ -102,6 +129,7 @@ func (s *Store) ReadJSON(ctx context.Context, key string, v any) error {
 		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
+		s.fail("decode")
 		s.warn("l2 value unreadable, treating as a miss", key, "", err)
 		return fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
 	}
@@ -114,6 +142,7 @@ func (s *Store) ReadJSON(ctx context.Context, key string, v any) error {
 func (s *Store) WriteJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
 	err := s.writeJSON(ctx, key, v, ttl)
 	if err != nil {
+		s.fail("write_json")
 		s.log.Error("l2 write failed", "key", s.prefix+key, "err", err)
 	}
 	return err
@@ -140,6 +169,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		s.fail("ping")
 		return fmt.Errorf("l2 ping: %w", err)
 	}
 	return nil
@@ -159,6 +189,7 @@ func (s *Store) get(ctx context.Context, key, market string) ([]byte, error) {
 		return nil, ErrMiss // the driver's sentinel stops here
 	}
 	if err != nil {
+		s.fail("get")
 		// A caller that gave up (client gone) is not news; Redis being slow or down is.
 		if ctx.Err() == nil {
 			s.warn("l2 read failed, treating as a miss", key, market, err)
