@@ -617,7 +617,15 @@ func (c *Cache) warm(ctx context.Context, ms *market) {
 			}
 		}
 	}
-	if _, err := c.Refresh(ctx, ms.name); err != nil && ctx.Err() == nil {
+	// Any snapshot newer than what memory holds will do, another process's
+	// included (it may have stored one since L2 was read above).
+	var after time.Time
+	if old := ms.lastGood.Load(); old != nil {
+		after = old.FetchedAt()
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.lease+c.cfg.FetchTimeout)
+	defer cancel()
+	if _, err := c.fetch(fctx, ms, after); err != nil && ctx.Err() == nil {
 		c.log.Warn("warm-up fetch failed", "market", ms.name, "err", err)
 	}
 }
