@@ -43,6 +43,14 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Now tells the time, for Age. If nil, time.Now.
 	Now func() time.Time
+	// AdminToken enables the admin endpoints under /admin/ (see admin.go)
+	// for requests with "Authorization: Bearer <AdminToken>"; Cache must
+	// then also have the methods of a *symcache.Cache they use. If empty,
+	// admin is disabled: every request under /admin/ answers 401.
+	AdminToken string
+	// AdminRefreshEvery is the least time between two admin refreshes of a
+	// market. If zero, 10s.
+	AdminRefreshEvery time.Duration
 }
 
 // apiError is Binance's error body. As an error, it is answered with
@@ -77,6 +85,10 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	adm, err := newAdmin(cfg)
+	if err != nil {
+		return nil, err
 	}
 	h := &handler{
 		cache:   cfg.Cache,
@@ -114,6 +126,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	get("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	get("/readyz", h.readyz)
 	get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	adm.routes(e)
 	return e, nil
 }
 

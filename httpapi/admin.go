@@ -1,0 +1,373 @@
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
+)
+
+// The admin endpoints, under /admin/, for an operator holding the admin
+// token (Config.AdminToken):
+//
+//	POST /admin/refresh/{market}               fetch from Binance now
+//	POST /admin/invalidate/{market}[?l2=true]  drop the cached snapshot
+//	GET  /admin/status                         state and counters
+//
+// Without the token, or when no token is configured, every request under
+// /admin answers the same 401, whatever the path: nothing tells whether
+// admin is enabled or which endpoints exist.
+
+// adminBackend is what the admin endpoints need of a *symcache.Cache beyond
+// Backend.
+type adminBackend interface {
+	Markets() []exchangeinfo.Market
+	TryRefresh(ctx context.Context, m exchangeinfo.Market) (symcache.Result, error)
+	Invalidate(ctx context.Context, m exchangeinfo.Market, dropL2 bool) (l2Deleted bool, err error)
+}
+
+// errUnauthorized is every refused admin request's answer (Binance's own
+// code and message for it).
+var errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: -1002, Msg: "You are not authorized to execute this request."}
+
+// processStart is about when the process started, for the uptime.
+var processStart = time.Now()
+
+type admin struct {
+	enabled  bool
+	tokenSum [sha256.Size]byte // of the token: compared in constant time, whatever the length sent
+	cache    adminBackend      // nil when disabled
+	stats    Backend
+	served   map[exchangeinfo.Market]bool
+	every    time.Duration // between two admin refreshes of a market
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu   sync.Mutex
+	last map[exchangeinfo.Market]time.Time // when each market's last admin refresh began
+}
+
+// newAdmin checks the admin settings of cfg, whose Logger and Now are set.
+func newAdmin(cfg Config) (*admin, error) {
+	if cfg.AdminRefreshEvery < 0 {
+		return nil, fmt.Errorf("httpapi: AdminRefreshEvery %v is negative", cfg.AdminRefreshEvery)
+	}
+	a := &admin{
+		enabled: cfg.AdminToken != "",
+		stats:   cfg.Cache,
+		every:   cmp.Or(cfg.AdminRefreshEvery, 10*time.Second),
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		last:    make(map[exchangeinfo.Market]time.Time),
+	}
+	if !a.enabled {
+		return a, nil
+	}
+	ab, ok := cfg.Cache.(adminBackend)
+	if !ok {
+		return nil, fmt.Errorf("httpapi: AdminToken is set, but the Cache (%T) has no TryRefresh, Invalidate or Markets", cfg.Cache)
+	}
+	a.cache, a.tokenSum = ab, sha256.Sum256([]byte(cfg.AdminToken))
+	a.served = make(map[exchangeinfo.Market]bool)
+	for _, m := range ab.Markets() {
+		a.served[m] = true
+	}
+	return a, nil
+}
+
+// routes registers the admin endpoints on e, the same ones whether admin is
+// enabled or not, so that not even the route labels of the metrics differ.
+func (a *admin) routes(e *echo.Echo) {
+	g := e.Group("/admin", a.auth) // the group's middleware also runs for unknown paths under /admin
+	g.POST("/refresh/:market", a.refresh, a.audit("refresh"))
+	g.POST("/invalidate/:market", a.invalidate, a.audit("invalidate"))
+	g.Match([]string{http.MethodGet, http.MethodHead}, "/status", a.status)
+}
+
+// auth lets through only requests with the admin token, and answers every
+// other one the same: 401, WWW-Authenticate: Bearer, Binance's body.
+func (a *admin) auth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		hdr := c.Response().Header()
+		hdr.Set("Cache-Control", "no-store")
+		if !a.authorized(r.Header.Get(echo.HeaderAuthorization)) {
+			if a.enabled {
+				a.log.Warn("admin request refused: missing or wrong token", "path", r.URL.Path, "remote_addr", r.RemoteAddr)
+			} else {
+				a.log.Warn("admin request refused: no admin token is configured", "path", r.URL.Path, "remote_addr", r.RemoteAddr)
+			}
+			hdr.Set(echo.HeaderWWWAuthenticate, "Bearer")
+			return errUnauthorized
+		}
+		return next(c)
+	}
+}
+
+// authorized reports whether an Authorization header value carries the
+// admin token ("Bearer <token>"; the scheme is case-insensitive). SHA-256
+// sums are compared in constant time, so the time taken tells nothing of
+// how much of the token, or of its length, was right.
+func (a *admin) authorized(header string) bool {
+	scheme, token, ok := strings.Cut(header, " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer")
+	token = strings.TrimLeft(token, " ")
+	sum := sha256.Sum256([]byte(token))
+	match := subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
+	return a.enabled && ok && token != "" && match
+}
+
+// audit logs an admin action at Info, once it is answered: the action, the
+// market asked for, who asked, and the status. Never the token.
+func (a *admin) audit(action string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := next(c); err != nil {
+				c.Error(err) // answer now, so that the status is known
+			}
+			status := c.Response().Status
+			if !c.Response().Committed {
+				status = 499 // the client went away
+			}
+			a.log.Info("admin action", "action", action, "market", c.Param("market"), "remote_addr", c.Request().RemoteAddr, "status", status)
+			return nil
+		}
+	}
+}
+
+// market resolves the :market path parameter to a market served here.
+func (a *admin) market(c echo.Context) (exchangeinfo.Market, error) {
+	m, err := exchangeinfo.ParseMarket(c.Param("market"))
+	if err != nil {
+		return "", &apiError{Status: http.StatusNotFound, Code: -1000, Msg: fmt.Sprintf("Unknown market %q: want spot, usdm or coinm.", c.Param("market"))}
+	}
+	if !a.served[m] {
+		return "", &apiError{Status: http.StatusNotFound, Code: -1000, Msg: "This market is not served here."}
+	}
+	return m, nil
+}
+
+// refreshAnswer is POST /admin/refresh/{market}'s answer.
+type refreshAnswer struct {
+	Market    exchangeinfo.Market `json:"market"`
+	ETag      string              `json:"etag"`
+	FetchedAt time.Time           `json:"fetched_at"`
+	Symbols   int                 `json:"symbols"`
+	Source    string              `json:"source"` // "MISS": fetched by this process; "HIT-L2": by another sidecar, taken from Redis
+}
+
+// refresh is POST /admin/refresh/{market}: fetch now, at most once per
+// AdminRefreshEvery per market, and never during an upstream backoff.
+func (a *admin) refresh(c echo.Context) error {
+	m, err := a.market(c)
+	if err != nil {
+		return err
+	}
+	if wait := a.reserve(m); wait > 0 {
+		c.Response().Header().Set("Retry-After", ceilSeconds(wait))
+		return &apiError{Status: http.StatusTooManyRequests, Code: -1003,
+			Msg: fmt.Sprintf("Too many admin refreshes of %s: at most one every %s; retry after %s.", m, a.every, ceilSeconds(wait)+"s")}
+	}
+	res, err := a.cache.TryRefresh(c.Request().Context(), m)
+	var be *symcache.BackoffError
+	switch {
+	case errors.As(err, &be):
+		wait := ceilSeconds(be.Until.Sub(a.now()))
+		c.Response().Header().Set("Retry-After", wait)
+		return &apiError{Status: http.StatusServiceUnavailable, Code: -1003,
+			Msg: fmt.Sprintf("Binance is not asked for %s before %s (%v); retry after %ss.", m, be.Until.UTC().Format(time.RFC3339), be.Cause, wait)}
+	case errors.Is(err, context.Canceled):
+		return err // the client went away; the fetch goes on
+	case err != nil:
+		return &apiError{Status: http.StatusBadGateway, Code: -1000, Msg: fmt.Sprintf("Refreshing %s failed, still serving what was served: %v", m, err)}
+	}
+	s := res.Snapshot
+	return c.JSON(http.StatusOK, refreshAnswer{Market: m, ETag: s.ETag(), FetchedAt: s.FetchedAt().UTC(), Symbols: s.Len(), Source: res.Source.String()})
+}
+
+// reserve takes market m's admin refresh slot and returns 0, or returns how
+// long until the slot is free again.
+func (a *admin) reserve(m exchangeinfo.Market) time.Duration {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.last[m]; ok {
+		if wait := last.Add(a.every).Sub(now); wait > 0 {
+			return min(wait, a.every) // the clock may have gone back
+		}
+	}
+	a.last[m] = now
+	return 0
+}
+
+// ceilSeconds is d in whole seconds, rounded up, at least 1: a Retry-After.
+func ceilSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
+}
+
+// invalidateAnswer is POST /admin/invalidate/{market}'s answer.
+type invalidateAnswer struct {
+	Market    exchangeinfo.Market `json:"market"`
+	L1Dropped bool                `json:"l1_dropped"`
+	L2Deleted bool                `json:"l2_deleted"`
+}
+
+// invalidate is POST /admin/invalidate/{market}[?l2=true]: drop the market
+// from this process's L1 and, with l2=true, Redis' current key (never
+// last_good).
+func (a *admin) invalidate(c echo.Context) error {
+	m, err := a.market(c)
+	if err != nil {
+		return err
+	}
+	dropL2 := false
+	if v := c.QueryParam("l2"); v != "" {
+		if dropL2, err = strconv.ParseBool(v); err != nil {
+			return &apiError{Code: -1130, Msg: "Data sent for parameter 'l2' is not valid."}
+		}
+	}
+	deleted, err := a.cache.Invalidate(c.Request().Context(), m, dropL2)
+	if err != nil {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: -1000, Msg: fmt.Sprintf("Invalidating %s failed: %v", m, err)}
+	}
+	return c.JSON(http.StatusOK, invalidateAnswer{Market: m, L1Dropped: true, L2Deleted: deleted})
+}
+
+// statusAnswer is GET /admin/status's answer.
+type statusAnswer struct {
+	Process processStatus  `json:"process"`
+	Admin   adminSettings  `json:"admin"`
+	Tiers   *tiersStatus   `json:"tiers,omitempty"` // when the Cache tells
+	Markets []marketStatus `json:"markets"`
+}
+
+type processStatus struct {
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	PID           int       `json:"pid"`
+	GoVersion     string    `json:"go_version"`
+	Version       string    `json:"version,omitempty"` // the main module's, when built from a tagged module
+}
+
+type adminSettings struct {
+	RefreshEverySeconds float64 `json:"refresh_every_seconds"`
+}
+
+type tiersStatus struct {
+	L1Bytes  *int64            `json:"l1_bytes,omitempty"`
+	L2Errors map[string]uint64 `json:"l2_errors,omitempty"`
+}
+
+// marketStatus is a market's state (as /readyz shows it), its counters, its
+// upstream's, and when an admin refresh may come next.
+type marketStatus struct {
+	symcache.MarketState
+	Counters marketCounters  `json:"counters"`
+	Upstream *upstreamStatus `json:"upstream,omitempty"` // when the upstream client counts
+	// AdminRefreshAt is when the next admin refresh is allowed; omitted if now.
+	AdminRefreshAt time.Time `json:"admin_refresh_at,omitzero"`
+}
+
+type marketCounters struct {
+	L1Hits        uint64            `json:"l1_hits"`
+	L1Misses      uint64            `json:"l1_misses"`
+	L2Hits        uint64            `json:"l2_hits"`
+	L2Misses      uint64            `json:"l2_misses"`
+	L2Errors      uint64            `json:"l2_errors"`
+	Fetches       map[string]uint64 `json:"fetches"`
+	Stale         uint64            `json:"stale"`
+	StaleByReason map[string]uint64 `json:"stale_by_reason,omitempty"`
+	Unavailable   uint64            `json:"unavailable"`
+	SharedWaits   uint64            `json:"shared_waits"`
+	LocksAcquired uint64            `json:"locks_acquired"`
+	LockWaits     uint64            `json:"lock_waits"`
+	LockErrors    uint64            `json:"lock_errors"`
+	Adopted       uint64            `json:"adopted"`
+}
+
+type upstreamStatus struct {
+	// UsedWeight is the last X-MBX-USED-WEIGHT-1M Binance sent, and when;
+	// omitted before the first.
+	UsedWeight   *int64            `json:"used_weight_1m,omitempty"`
+	UsedWeightAt time.Time         `json:"used_weight_at,omitzero"`
+	Requests     []upstreamRequest `json:"requests"`
+}
+
+type upstreamRequest struct {
+	BaseURL string `json:"base_url"`
+	Code    string `json:"code"` // the status, or "error"
+	N       uint64 `json:"n"`
+}
+
+// status is GET /admin/status.
+func (a *admin) status(c echo.Context) error {
+	now := a.now()
+	ans := statusAnswer{
+		Process: processStatus{
+			StartedAt:     processStart.UTC(),
+			UptimeSeconds: time.Since(processStart).Seconds(),
+			PID:           os.Getpid(),
+			GoVersion:     runtime.Version(),
+		},
+		Admin:   adminSettings{RefreshEverySeconds: a.every.Seconds()},
+		Markets: []marketStatus{},
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "(devel)" {
+		ans.Process.Version = bi.Main.Version
+	}
+	if tc, ok := a.stats.(interface{ Tiers() symcache.Tiers }); ok {
+		t := tc.Tiers()
+		ans.Tiers = &tiersStatus{L2Errors: t.L2Errors}
+		if t.L1Bytes >= 0 {
+			ans.Tiers.L1Bytes = &t.L1Bytes
+		}
+	}
+	a.mu.Lock()
+	last := make(map[exchangeinfo.Market]time.Time, len(a.last))
+	for m, t := range a.last {
+		last[m] = t
+	}
+	a.mu.Unlock()
+	for _, st := range a.stats.Stats() {
+		ms := marketStatus{
+			MarketState: st.State,
+			Counters: marketCounters{
+				L1Hits: st.L1Hits, L1Misses: st.L1Misses, L2Hits: st.L2Hits, L2Misses: st.L2Misses, L2Errors: st.L2Errors,
+				Fetches: st.Fetches, Stale: st.Stale, StaleByReason: st.StaleByReason, Unavailable: st.Unavailable,
+				SharedWaits: st.SharedWaits, LocksAcquired: st.LocksAcquired, LockWaits: st.LockWaits, LockErrors: st.LockErrors, Adopted: st.Adopted,
+			},
+		}
+		if t, ok := last[st.Market]; ok && t.Add(a.every).After(now) {
+			ms.AdminRefreshAt = t.Add(a.every).UTC()
+		}
+		if u := st.Upstream; u != nil {
+			us := &upstreamStatus{Requests: []upstreamRequest{}}
+			if !u.UsedWeightAt.IsZero() {
+				w := u.UsedWeight
+				us.UsedWeight, us.UsedWeightAt = &w, u.UsedWeightAt.UTC()
+			}
+			for _, r := range u.Requests {
+				us.Requests = append(us.Requests, upstreamRequest{BaseURL: r.BaseURL, Code: r.Code, N: r.N})
+			}
+			ms.Upstream = us
+		}
+		ans.Markets = append(ans.Markets, ms)
+	}
+	return c.JSON(http.StatusOK, ans)
+}
