@@ -898,3 +898,19 @@ type panicking struct{}
 func (panicking) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) { panic("boom") }
 func (panicking) Ready() ([]symcache.MarketState, bool)                             { return nil, false }
 func (panicking) Stats() []symcache.Stats                                           { return nil }
+
+// TestUnknownParameter checks the -1104 message names the parameters a path
+// takes, or says it takes none.
+func TestUnknownParameter(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	for target, want := range map[string]string{
+		"/v1/symbols/spot/BTCUSDT?x=1": `{"code":-1104,"msg":"Unknown parameter 'x'; this path takes none."}`,
+		"/v1/symbols/spot?x=1":         `{"code":-1104,"msg":"Unknown parameter 'x'; known: status, base, quote, symbols, limit, cursor."}`,
+	} {
+		resp, body := srv.get(target, nil)
+		if resp.StatusCode != http.StatusBadRequest || strings.TrimSpace(string(body)) != want {
+			t.Errorf("GET %s = %d %s, want 400 %s", target, resp.StatusCode, body, want)
+		}
+	}
+}

@@ -47,6 +47,9 @@ func params(rawQuery string, known ...string) (map[string]string, error) {
 			return nil, &apiError{Code: -1100, Msg: fmt.Sprintf("Illegal characters found in parameter name %q.", k)}
 		}
 		if !slices.Contains(known, key) {
+			if len(known) == 0 {
+				return nil, &apiError{Code: -1104, Msg: fmt.Sprintf("Unknown parameter '%s'; this path takes none.", key)}
+			}
 			return nil, &apiError{Code: -1104, Msg: fmt.Sprintf("Unknown parameter '%s'; known: %s.", key, strings.Join(known, ", "))}
 		}
 		if _, dup := out[key]; dup {
