@@ -2,6 +2,11 @@
 // localhost HTTP. Every setting comes from an environment variable or the
 // flag of the same meaning (flags win); `sidecar -h` lists them. A bad value
 // stops it at start with one line naming the setting, and exit status 2.
+//
+// Two subcommands serve operations: `sidecar version` prints the build
+// (version, commit, date, Go), and `sidecar healthcheck [-url URL] [-timeout D]`
+// exits 0 when the sidecar's /readyz (or URL) answers 200 and 1 otherwise,
+// for health checks in images without a shell.
 package main
 
 import (
@@ -34,7 +39,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -72,7 +77,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: sidecar [flags]\n\nServes Binance exchangeInfo from a cache. Each flag's environment variable is in brackets; flags win.\n\n")
+		fmt.Fprintf(out, "Usage: sidecar [flags]\n       sidecar version\n       sidecar healthcheck [-url URL] [-timeout 2s]\n\nServes Binance exchangeInfo from a cache. Each flag's environment variable is in brackets; flags win.\n\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -228,9 +233,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	if cfg.adminToken != "" {
-		log.Warn("admin endpoints are not available yet; SYMCACHE_ADMIN_TOKEN is ignored")
-	}
 	if cfg.refresh >= cfg.ttl {
 		log.Warn("refresh interval is not shorter than the TTL: requests will sometimes wait for Binance",
 			"refresh_interval", cfg.refresh.String(), "ttl", cfg.ttl.String())
@@ -281,7 +283,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer cache.Close()
-	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: log})
+	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: log, AdminToken: cfg.adminToken})
 	if err != nil {
 		return err
 	}

@@ -410,3 +410,32 @@ func TestSidecar_SIGTERMUnderLoad(t *testing.T) {
 	}
 	t.Logf("whole answers %d, refused after the drain started %d", whole.Load(), refused.Load())
 }
+
+// SYMCACHE_ADMIN_TOKEN turns the admin endpoints on: 401 without the token,
+// the action with it, and the token in no log line.
+func TestRun_AdminToken(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	const token = "s3cr3t-admin-token"
+	s := startSidecar(t, map[string]string{
+		"SYMCACHE_ADMIN_TOKEN": token,
+		"BINANCE_SPOT_URL":     upstream.URL,
+		"BINANCE_USDM_URL":     upstream.URL,
+	})
+	if resp, _ := s.get(t, "/admin/status"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /admin/status without the token = %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/admin/status", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /admin/status with the token = %d, want 200", resp.StatusCode)
+	}
+	s.stop(t)
+	if strings.Contains(s.out.String(), token) {
+		t.Errorf("the admin token appears in the log:\n%s", s.out.String())
+	}
+}
