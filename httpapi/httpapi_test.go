@@ -24,6 +24,7 @@ import (
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
+	"github.com/symcache/symcache/version"
 )
 
 const (
@@ -685,6 +686,11 @@ func TestMetrics(t *testing.T) {
 		if got := after[tt.series] - before[tt.series]; got != tt.delta {
 			t.Errorf("GET /metrics %s moved by %v, want %v", tt.series, got, tt.delta)
 		}
+	}
+	build := version.Info()
+	buildSeries := `symcache_build_info{commit="` + build.Commit + `",date="` + build.Date + `",goversion="` + build.GoVersion + `",version="` + build.Version + `"}`
+	if after[buildSeries] != 1 {
+		t.Errorf("GET /metrics %s = %v, want 1", buildSeries, after[buildSeries])
 	}
 	for _, series := range []string{`symcache_stale_served_total{market="spot",reason="refresh_in_progress"}`, `symcache_l1_bytes`} {
 		if _, ok := after[series]; !ok {

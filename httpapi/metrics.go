@@ -4,7 +4,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/version"
 )
+
+// buildInfo is symcache_build_info: 1, labelled with the build (as
+// `sidecar version` prints it), so that dashboards can join on the version.
+func buildInfo() prometheus.Collector {
+	b := version.Info()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "symcache_build_info",
+		Help:        "1, labelled with the build of this symcache (version, commit, date, Go version).",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "date": b.Date, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	return g
+}
 
 // cacheCollector turns the cache's own counters into Prometheus metrics at
 // scrape time, so the read path carries no Prometheus code.
