@@ -61,6 +61,16 @@ chaos: deps
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The Dockerfile and deploy/kubernetes/, checked without a Docker engine or a
+# cluster (the checks are in deploy/check, a module of its own; each script's
+# header says what it verifies). CI runs both after make test.
+.PHONY: check-dockerfile check-manifests
+check-dockerfile:
+	./scripts/check-dockerfile.sh
+
+check-manifests:
+	./scripts/check-manifests.sh
+
 # The load harness (bench/README.md): symcache vs nginx and Varnish on
 # loopback, servers on one CPU and wrk on the other, about 5-6 minutes.
 bench-load: deps

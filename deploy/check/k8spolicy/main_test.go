@@ -1,0 +1,153 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const manifests = "../../kubernetes"
+
+// loadEdited loads the repository's manifests with one text replacement
+// applied to one of them.
+func loadEdited(t *testing.T, file, old, new string) []*object {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := filepath.Glob(filepath.Join(manifests, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s: %v", manifests, err)
+	}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if filepath.Base(f) == file && old != "" {
+			if strings.Count(s, old) != 1 {
+				t.Fatalf("%s holds %q %d times, want once: fix the test's edit", file, old, strings.Count(s, old))
+			}
+			s = strings.Replace(s, old, new, 1)
+		}
+		dst := filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(dst, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, dst)
+	}
+	objs, err := load(out)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return objs
+}
+
+func TestCheck_Manifests(t *testing.T) {
+	objs := loadEdited(t, "", "", "")
+	if problems := check(objs); len(problems) != 0 {
+		t.Errorf("check(the repository's manifests) = %q, want no problem", problems)
+	}
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		kinds[o.Kind] = true
+	}
+	if !kinds["Secret"] || !kinds["Deployment"] {
+		t.Errorf("manifests hold %v, want a Secret and a Deployment", kinds)
+	}
+}
+
+// Each edit breaks one rule, and check must say so.
+func TestCheck_Edits(t *testing.T) {
+	const dep, sec = "deployment.yaml", "secret.yaml"
+	tests := []struct {
+		name, file, old, new string
+		want                 string // in one of the problems
+	}{
+		{"not a native sidecar", dep, "restartPolicy: Always # a native sidecar", "# restartPolicy: Always", "restartPolicy"},
+		{"listening on every interface", dep, `"127.0.0.1:8080" # localhost only`, `"0.0.0.0:8080" # localhost only`, "listen on 127.0.0.1"},
+		{"address unset", dep, "- name: SYMCACHE_ADDR\n", "- name: SYMCACHE_ADDR_UNUSED\n", "SYMCACHE_ADDR is not set"},
+		{"secret name typo", dep, "name: symcache-redis\n", "name: symcache-redis-typo\n", `Secret "symcache-redis-typo"`},
+		{"secret key typo", dep, "key: REDIS_URL", "key: REDIS_URI", `key "REDIS_URI"`},
+		{"redis url inline", dep, "valueFrom:\n                secretKeyRef:\n                  name: symcache-redis\n                  key: REDIS_URL",
+			`value: "redis://:pw@redis:6379/0"`, "REDIS_URL is written inline"},
+		{"real secret committed", sec, "redis://:REPLACE_ME@redis.example.invalid:6379/0", "redis://:s3cret@redis.prod:6379/0", "placeholder"},
+		{"httpGet readiness on loopback", dep,
+			`exec:
+              command: ["/sidecar", "healthcheck", "-url", "/readyz", "-timeout", "2s"]
+            periodSeconds: 10`,
+			`httpGet:
+              path: /readyz
+              port: 8080
+            periodSeconds: 10`, "pod's IP"},
+		{"liveness on readyz", dep, `"-url", "/healthz"`, `"-url", "/readyz"`, "livenessProbe: probes /readyz, want /healthz"},
+		{"probe on another port", dep, `"-url", "/healthz"`, `"-url", "http://127.0.0.1:9090/healthz"`, "not symcache's own address"},
+		{"probe of another binary", dep, `["/sidecar", "healthcheck", "-url", "/healthz"`, `["/bin/sh", "-c", "curl /healthz"`, "livenessProbe: exec"},
+		{"probe timeout too short", dep, "timeoutSeconds: 3\n            failureThreshold: 90", "timeoutSeconds: 2\n            failureThreshold: 90", "timeoutSeconds 2s is not longer"},
+		{"no startup probe", dep, "startupProbe:", "startupProbeGone:", "startupProbe is missing"},
+		{"memory limit too small", dep, "memory: 128Mi", "memory: 48Mi", "want at least 72 MiB"},
+		{"no memory limit", dep, "              cpu: \"2\"\n              memory: 128Mi", "              cpu: \"2\"", "resources.limits.memory is missing"},
+		{"request above limit", dep, "memory: 64Mi", "memory: 200Mi", "above the limit"},
+		{"GOMEMLIMIT over the limit", dep, `value: "96MiB"`, `value: "160MiB"`, "GOMEMLIMIT 160MiB is not below"},
+		{"cpu limit that throttles", dep, `cpu: "2"`, `cpu: 500m`, "below 2"},
+		{"writable root", dep, "            readOnlyRootFilesystem: true\n            allowPrivilegeEscalation: false\n            privileged: false\n            capabilities:\n              drop: [\"ALL\"]\n          volumeMounts",
+			"            readOnlyRootFilesystem: false\n            allowPrivilegeEscalation: false\n            privileged: false\n            capabilities:\n              drop: [\"ALL\"]\n          volumeMounts", "symcache: readOnlyRootFilesystem"},
+		{"capabilities kept", dep, "              drop: [\"ALL\"]\n          volumeMounts", "              drop: [\"NET_RAW\"]\n          volumeMounts", "drop does not hold ALL"},
+		{"root", dep, "runAsUser: 65532 # distroless", "runAsUser: 0 #", "runAsUser is 0"},
+		{"no seccomp", dep, "        seccompProfile:\n          type: RuntimeDefault\n", "", "seccompProfile"},
+		{"state on a hostPath", dep, "emptyDir:\n            sizeLimit: 32Mi", "hostPath:\n            path: /var/lib/symcache", "want an emptyDir"},
+		{"state unmounted", dep, "mountPath: /var/lib/symcache", "mountPath: /data", "nothing is mounted at SYMCACHE_STATE_DIR"},
+		{"unsized emptyDir", dep, "emptyDir:\n            sizeLimit: 32Mi", "emptyDir: {}", "no sizeLimit"},
+		{"latest image", dep, "symcache:0.2.0", "symcache:latest", "no version tag"},
+		{"selector mismatch", dep, "    matchLabels:\n      app.kubernetes.io/name: trading-app", "    matchLabels:\n      app.kubernetes.io/name: other-app", "not a label of the pod template"},
+		{"short grace", dep, "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 10", "drain"},
+		{"symcache as a plain container", dep, "      containers:\n        - name: app", "      containers:\n        - name: symcache-copy\n          image: registry.example.com/symcache:0.2.0\n        - name: app", "native sidecar"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			problems := check(loadEdited(t, tt.file, tt.old, tt.new))
+			for _, p := range problems {
+				if strings.Contains(p, tt.want) {
+					return
+				}
+			}
+			t.Errorf("check(edited %s) = %q, want a problem saying %q", tt.file, problems, tt.want)
+		})
+	}
+}
+
+func TestParseQuantity(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		bad  bool
+	}{
+		{"50m", 0.05, false}, {"2", 2, false}, {"0.5", 0.5, false}, {"64Mi", 64 << 20, false},
+		{"1Gi", 1 << 30, false}, {"128M", 128e6, false}, {"1k", 1000, false},
+		{"", 0, true}, {"lots", 0, true}, {"-1", 0, true}, {"12XB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseQuantity(tt.in)
+		if (err != nil) != tt.bad || (!tt.bad && got != tt.want) {
+			t.Errorf("parseQuantity(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+func TestParseGoSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		bad  bool
+	}{
+		{"96MiB", 96 << 20, false}, {"1GiB", 1 << 30, false}, {"1000", 1000, false}, {"512B", 512, false},
+		{"96Mi", 0, true}, {"96MB", 0, true}, {"", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseGoSize(tt.in)
+		if (err != nil) != tt.bad || (!tt.bad && got != tt.want) {
+			t.Errorf("parseGoSize(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
