@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -917,6 +918,56 @@ func TestUnknownParameter(t *testing.T) {
 		resp, body := srv.get(target, nil)
 		if resp.StatusCode != http.StatusBadRequest || strings.TrimSpace(string(body)) != want {
 			t.Errorf("GET %s = %d %s, want 400 %s", target, resp.StatusCode, body, want)
+		}
+	}
+}
+
+// TestMetrics_Documented checks that the README's metric table and /metrics
+// agree: after ordinary traffic over Redis every documented metric is
+// exported, and every symcache_ metric exported is documented.
+func TestMetrics_Documented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for line := range strings.Lines(string(readme)) {
+		if name, ok := strings.CutPrefix(line, "| `symcache_"); ok {
+			documented["symcache_"+name[:strings.IndexByte(name, '`')]] = true
+		}
+	}
+	if len(documented) < 15 {
+		t.Fatalf("found %d metrics in the README's table, want the whole table", len(documented))
+	}
+
+	w := newWorld(t, true)
+	w.upstream.Set(usdmPath, fetchtest.Response{
+		Body:   fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json"),
+		Header: http.Header{"X-Mbx-Used-Weight-1m": {"12"}},
+	})
+	srv := w.server(w.cache(), nil)
+	srv.get(usdmPath, nil)
+	srv.get(usdmPath, nil)
+	exported := map[string]bool{}
+	for series := range scrape(t, srv) {
+		name, _, _ := strings.Cut(series, "{")
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && documented[base] {
+				name = base
+			}
+		}
+		if strings.HasPrefix(name, "symcache_") {
+			exported[name] = true
+		}
+	}
+	for name := range documented {
+		if !exported[name] {
+			t.Errorf("%s is in the README but not exported", name)
+		}
+	}
+	for name := range exported {
+		if !documented[name] {
+			t.Errorf("%s is exported but not in the README's table", name)
 		}
 	}
 }
