@@ -2,6 +2,7 @@ package symcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -131,7 +132,11 @@ func (c *Cache) release(ms *market, token string, fetchErr error) {
 func (c *Cache) unlock(ms *market, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := c.co.Unlock(ctx, string(ms.name), token); err != nil {
+	switch err := c.co.Unlock(ctx, string(ms.name), token); {
+	case errors.Is(err, l2.ErrLockLost):
+		ms.stats.locksLost.Add(1)
+		c.log.Warn("refresh lock lost: the fetch outlived its lease; another sidecar may have fetched too", "market", ms.name, "tier", "l2", "lease", c.lease.String())
+	case err != nil:
 		c.log.Warn("refresh lock: release failed; it expires with its lease", "market", ms.name, "tier", "l2", "err", err)
 	}
 }

@@ -321,3 +321,32 @@ func TestDeployment_RedisCluster(t *testing.T) {
 		t.Errorf("usdm's keys are in %d slots, want 1", len(slots))
 	}
 }
+
+// TestDeployment_FetchOutlivesLease checks that a fetch slower than the
+// lock's lease is counted and logged as a lost lock, and that its late
+// release leaves a lock someone else took alone.
+func TestDeployment_FetchOutlivesLease(t *testing.T) {
+	d := newDeployment(t)
+	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
+	d.upstream.Set(exchangeinfo.COINM.Path(), fetchtest.Response{Body: body, Delay: 600 * time.Millisecond})
+	c := d.process(symcache.Config{RefreshInterval: -1, LockLease: 200 * time.Millisecond}, exchangeinfo.COINM)
+	other := l2.New(l2.Config{Client: d.srv.Client(t), Logger: discard(), Timeout: time.Second})
+	rdb := d.srv.Client(t)
+	go func() { // takes the lock once the slow holder's lease ran out
+		for deadline := time.Now().Add(5 * time.Second); rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond) // until c holds it
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if tok, _, _ := other.Lock(context.Background(), "coinm", time.Minute); tok != "" {
+				return
+			}
+		}
+	}()
+	get(t, c, exchangeinfo.COINM, symcache.Miss)
+	if st := c.Stats()[0]; st.LocksAcquired != 1 || st.LocksLost != 1 {
+		t.Errorf("LocksAcquired %d, LocksLost %d; want 1, 1", st.LocksAcquired, st.LocksLost)
+	}
+	if n := rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val(); n != 1 {
+		t.Errorf("the other holder's lock is gone: the late release took it")
+	}
+}

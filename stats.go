@@ -58,6 +58,7 @@ type counters struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors  atomic.Uint64
 	stale, unavailable, sharedWaits               atomic.Uint64
 	locksAcquired, lockWaits, lockErrors, adopted atomic.Uint64
+	locksLost                                     atomic.Uint64
 	fetches                                       [len(outcomes)]atomic.Uint64 // indexed like outcomes
 	staleBy                                       [len(outcomes)]atomic.Uint64 // indexed like staleReasons
 }
@@ -114,8 +115,10 @@ type Stats struct {
 	// holding the refresh lock; LockWaits, fetches it left to another
 	// process that held the lock, waiting for its snapshot; LockErrors,
 	// fetches made without the lock because Redis could not be asked;
-	// Adopted, snapshots another process fetched that this one took up.
-	LocksAcquired, LockWaits, LockErrors, Adopted uint64
+	// LocksLost, fetches that outlived the lock's lease (another process
+	// may have fetched too); Adopted, snapshots another process fetched that
+	// this one took up.
+	LocksAcquired, LockWaits, LockErrors, LocksLost, Adopted uint64
 
 	State MarketState
 }
@@ -152,6 +155,7 @@ func (c *Cache) Stats() []Stats {
 			LocksAcquired: ms.stats.locksAcquired.Load(),
 			LockWaits:     ms.stats.lockWaits.Load(),
 			LockErrors:    ms.stats.lockErrors.Load(),
+			LocksLost:     ms.stats.locksLost.Load(),
 			Adopted:       ms.stats.adopted.Load(),
 
 			Fetches: make(map[string]uint64, len(outcomes)),

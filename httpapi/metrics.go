@@ -52,7 +52,7 @@ var (
 	descShared = prometheus.NewDesc("symcache_singleflight_shared_total",
 		"Requests that waited for a load another request started, by market.", []string{"market"}, nil)
 	descLock = prometheus.NewDesc("symcache_refresh_lock_total",
-		"Fetches decided by the refresh lock in Redis, by market and result: acquired (this sidecar fetched), waited (another sidecar fetched, this one took its snapshot), error (Redis could not be asked; fetched without the lock).", []string{"market", "result"}, nil)
+		"Fetches decided by the refresh lock in Redis, by market and result: acquired (this sidecar fetched), waited (another sidecar fetched, this one took its snapshot), error (Redis could not be asked; fetched without the lock), lost (the fetch outlived the lock's lease).", []string{"market", "result"}, nil)
 	descAdopted = prometheus.NewDesc("symcache_snapshots_adopted_total",
 		"Snapshots another sidecar fetched that this one took up from L2, by market.", []string{"market"}, nil)
 	descAge = prometheus.NewDesc("symcache_snapshot_age_seconds",
@@ -98,6 +98,7 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLock, s.LocksAcquired, m, "acquired")
 		counter(descLock, s.LockWaits, m, "waited")
 		counter(descLock, s.LockErrors, m, "error")
+		counter(descLock, s.LocksLost, m, "lost")
 		counter(descAdopted, s.Adopted, m)
 		if s.State.State != "empty" {
 			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.State.Age, m)

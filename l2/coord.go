@@ -130,14 +130,24 @@ func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (t
 	return "", held, nil
 }
 
+// ErrLockLost is what Unlock returns when the lock no longer held the
+// caller's token: its lease ran out (the fetch took longer), and another
+// process may have taken the lock since.
+var ErrLockLost = errors.New("l2: refresh lock lost: its lease ran out")
+
 // Unlock releases market's lock if it still holds token (a Lua compare and
-// delete): a holder whose lease ran out never releases someone else's lock.
+// delete): a holder whose lease ran out never releases someone else's lock,
+// and gets ErrLockLost.
 func (s *Store) Unlock(ctx context.Context, market, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
-	if err := unlockScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token).Err(); err != nil {
+	n, err := unlockScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token).Int()
+	if err != nil {
 		s.fail("unlock")
 		return fmt.Errorf("l2 unlock %q: %w", market, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("l2 unlock %q: %w", market, ErrLockLost)
 	}
 	return nil
 }

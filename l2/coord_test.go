@@ -37,8 +37,8 @@ func TestStore_Lock(t *testing.T) {
 	}
 
 	// Only the owner releases.
-	if err := s.Unlock(ctx, "spot", "not-the-token"); err != nil {
-		t.Fatal(err)
+	if err := s.Unlock(ctx, "spot", "not-the-token"); !errors.Is(err, l2.ErrLockLost) {
+		t.Fatalf("Unlock with another token = %v, want ErrLockLost", err)
 	}
 	if n := rdb.Exists(ctx, "symcache:{spot}:lock").Val(); n != 1 {
 		t.Fatalf("Unlock with another token deleted the lock")
@@ -69,8 +69,8 @@ func TestStore_Lock(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The first holder's late Unlock does not release the new holder's lock.
-	if err := s.Unlock(ctx, "spot", token); err != nil {
-		t.Fatal(err)
+	if err := s.Unlock(ctx, "spot", token); !errors.Is(err, l2.ErrLockLost) {
+		t.Fatalf("late Unlock = %v, want ErrLockLost", err)
 	}
 	if n := rdb.Exists(ctx, "symcache:{spot}:lock").Val(); n != 1 {
 		t.Errorf("a holder whose lease ran out released the next holder's lock")
@@ -103,8 +103,8 @@ func TestStore_Hold(t *testing.T) {
 		t.Errorf("after Hold(1m): Held = %+v, want a backoff until about a minute from now", held)
 	}
 	// The backoff is the deployment's: not even the former holder's token releases it.
-	if err := s.Unlock(ctx, "coinm", token); err != nil {
-		t.Fatal(err)
+	if err := s.Unlock(ctx, "coinm", token); !errors.Is(err, l2.ErrLockLost) {
+		t.Fatalf("Unlock of a backoff = %v, want ErrLockLost", err)
 	}
 	if n := rdb.Exists(ctx, "symcache:{coinm}:lock").Val(); n != 1 {
 		t.Errorf("Unlock released a backoff marker")
