@@ -466,8 +466,9 @@ func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched
 		}
 		ms.stats.fetch(outcomeOK).Add(1)
 		ms.succeeded()
-		s.Gzip()          // compressed once, when the snapshot is made, not per request
-		c.remember(ms, s) // first: the watcher then knows the announcement of the store as its own
+		s.Gzip() // compressed once, when the snapshot is made, not per request
+		c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
+		c.remember(ms, s) // before the L2 write: the watcher then knows its announcement as this process's own
 		c.store(ctx, s)
 		c.save(ms, s)
 		c.release(ms, token, nil) // after the store: whoever waits finds it in L2
@@ -479,11 +480,10 @@ func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched
 	return v.(fetched), nil
 }
 
-// store writes a fresh snapshot to L1 and L2. An L2 failure is logged by l2
-// and otherwise ignored: L1 and memory still serve it. The write has l2's own
+// store writes a fresh snapshot to L2 (the caller has put it in L1). An L2
+// failure is logged by l2 and otherwise ignored: L1 and memory still serve it. The write has l2's own
 // budget, not what a slow fetch left of FetchTimeout.
 func (c *Cache) store(ctx context.Context, s *exchangeinfo.Snapshot) {
-	c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
 	if c.l2 != nil {
 		_ = c.l2.Put(context.WithoutCancel(ctx), envelope(s), c.cfg.TTL)
 	}
