@@ -128,11 +128,11 @@ type Config struct {
 	// FetchTimeout bounds one shared upstream fetch, all base URLs included,
 	// whoever waits for it. If zero, 30s.
 	FetchTimeout time.Duration
-	// LockLease is how long the refresh lock in Redis is held at most (see
-	// Coordinator): a process that dies while fetching keeps the others
-	// waiting this long. A fetch that outlasts it goes on, but another
-	// process may then fetch too. If zero, FetchTimeout plus a second, but at
-	// most three quarters of RefreshInterval.
+	// LockLease is the lease of the refresh lock in Redis (see Coordinator):
+	// the holder renews it every third of it while it fetches, and a process
+	// that dies while fetching keeps the others waiting this long at most.
+	// If zero, FetchTimeout plus a second, but at most three quarters of
+	// RefreshInterval.
 	LockLease time.Duration
 	// MaxSymbolLoss is the largest fraction of the last good snapshot's
 	// symbols a new answer may lack: an answer that lost more is rejected
@@ -451,6 +451,7 @@ func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched
 			}
 			token = tok
 		}
+		stopKeeping := c.keep(ms, token)
 		s, err := ms.upstream.Fetch(ctx)
 		if err == nil && s.Market() != ms.name {
 			err = fmt.Errorf("upstream for %s returned a %s snapshot", ms.name, s.Market())
@@ -459,6 +460,7 @@ func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched
 			err = c.checkShrink(ms, s)
 		}
 		if err != nil {
+			stopKeeping()
 			ms.stats.fetch(outcome(err)).Add(1)
 			ms.failed(err, c.cfg.Now())
 			c.release(ms, token, err)
@@ -470,6 +472,7 @@ func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched
 		c.l1.Set(s, c.cfg.TTL-s.Age(c.cfg.Now()))
 		c.remember(ms, s) // before the L2 write: the watcher then knows its announcement as this process's own
 		c.store(ctx, s)
+		stopKeeping()
 		c.save(ms, s)
 		c.release(ms, token, nil) // after the store: whoever waits finds it in L2
 		return fetched{s: s}, nil

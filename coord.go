@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
@@ -19,6 +20,7 @@ import (
 // L2 Store that is also a Coordinator is used as one.
 type Coordinator interface {
 	Lock(ctx context.Context, market string, lease time.Duration) (token string, held l2.Held, err error)
+	Extend(ctx context.Context, market, token string, lease time.Duration) error
 	Unlock(ctx context.Context, market, token string) error
 	Hold(ctx context.Context, market, token string, d time.Duration, reason string) error
 	Meta(ctx context.Context, market string) (l2.Meta, error)
@@ -108,6 +110,38 @@ func (ms *market) try(meta l2.Meta) bool {
 	}
 	ms.tried = meta
 	return true
+}
+
+// keep renews the lock every third of its lease while this process fetches,
+// so that a slow fetch keeps it (a process that dies stops renewing, and
+// loses it at the end of the lease). The returned func stops the renewals.
+func (c *Cache) keep(ms *market, token string) (stop func()) {
+	if token == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(c.lease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.lease/3)
+			err := c.co.Extend(ctx, string(ms.name), token, c.lease)
+			cancel()
+			if errors.Is(err, l2.ErrLockLost) {
+				return // release counts and logs it
+			}
+			if err != nil {
+				c.log.Warn("refresh lock: renewing failed; it may run out", "market", ms.name, "tier", "l2", "err", err)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // release ends this process's hold on the lock after its fetch: released on

@@ -324,29 +324,60 @@ func TestDeployment_RedisCluster(t *testing.T) {
 	}
 }
 
-// TestDeployment_FetchOutlivesLease checks that a fetch slower than the
-// lock's lease is counted and logged as a lost lock, and that its late
-// release leaves a lock someone else took alone.
-func TestDeployment_FetchOutlivesLease(t *testing.T) {
+// TestDeployment_SlowFetchKeepsTheLock checks that a holder renews its lock
+// while a fetch slower than the lease goes on, so no other process takes it
+// meanwhile; and that a lock lost anyway (deleted here, as a Redis that
+// lost its data would) is counted and logged, its late release harmless.
+func TestDeployment_SlowFetchKeepsTheLock(t *testing.T) {
 	d := newDeployment(t)
 	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
 	d.upstream.Set(exchangeinfo.COINM.Path(), fetchtest.Response{Body: body, Delay: 600 * time.Millisecond})
 	c := d.process(symcache.Config{RefreshInterval: -1, LockLease: 200 * time.Millisecond}, exchangeinfo.COINM)
 	other := l2.New(l2.Config{Client: d.srv.Client(t), Logger: discard(), Timeout: time.Second})
 	rdb := d.srv.Client(t)
-	go func() { // takes the lock once the slow holder's lease ran out
-		for deadline := time.Now().Add(5 * time.Second); rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val() == 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond) // until c holds it
-		}
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if tok, _, _ := other.Lock(context.Background(), "coinm", time.Minute); tok != "" {
+	waitHeld := func() {
+		for deadline := time.Now().Add(5 * time.Second); rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val() == 0; time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Error("the lock was never taken")
 				return
 			}
 		}
+	}
+
+	taken := make(chan bool, 1)
+	go func() { // tries to take the lock for longer than the lease while c fetches
+		waitHeld()
+		for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if tok, _, _ := other.Lock(context.Background(), "coinm", time.Minute); tok != "" {
+				taken <- true
+				return
+			}
+		}
+		taken <- false
 	}()
 	get(t, c, exchangeinfo.COINM, symcache.Miss)
-	if st := c.Stats()[0]; st.LocksAcquired != 1 || st.LocksLost != 1 {
-		t.Errorf("LocksAcquired %d, LocksLost %d; want 1, 1", st.LocksAcquired, st.LocksLost)
+	if <-taken {
+		t.Error("another process took the lock during a fetch 3 leases long: it was not renewed")
+	}
+	if st := c.Stats()[0]; st.LocksAcquired != 1 || st.LocksLost != 0 {
+		t.Errorf("LocksAcquired %d, LocksLost %d; want 1, 0", st.LocksAcquired, st.LocksLost)
+	}
+	if n := rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val(); n != 0 {
+		t.Errorf("the lock is still there after the fetch")
+	}
+
+	// The lock lost mid-fetch: another process takes it; the late release
+	// leaves that one alone.
+	go func() {
+		waitHeld()
+		rdb.Del(context.Background(), "symcache:{coinm}:lock")
+		other.Lock(context.Background(), "coinm", time.Minute)
+	}()
+	if _, err := c.Refresh(context.Background(), exchangeinfo.COINM); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats()[0]; st.LocksLost != 1 {
+		t.Errorf("LocksLost = %d, want 1", st.LocksLost)
 	}
 	if n := rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val(); n != 1 {
 		t.Errorf("the other holder's lock is gone: the late release took it")

@@ -152,6 +152,32 @@ func (s *Store) Unlock(ctx context.Context, market, token string) error {
 	return nil
 }
 
+// extendScript renews the lock's lease to ARGV[2] ms when it still holds
+// the caller's token ARGV[1].
+var extendScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+// Extend renews market's lock for lease from now, if it still holds token:
+// a holder whose fetch is slow keeps the lock while it works. It returns
+// ErrLockLost when the lock is no longer the caller's.
+func (s *Store) Extend(ctx context.Context, market, token string, lease time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	defer cancel()
+	n, err := extendScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, token, max(lease.Milliseconds(), 1)).Int()
+	if err != nil {
+		s.fail("extend")
+		return fmt.Errorf("l2 extend lock %q: %w", market, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("l2 extend lock %q: %w", market, ErrLockLost)
+	}
+	return nil
+}
+
 // backoffMark starts the value of a lock that stands for a backoff.
 const backoffMark = "backoff:"
 

@@ -77,6 +77,36 @@ func TestStore_Lock(t *testing.T) {
 	}
 }
 
+func TestStore_Extend(t *testing.T) {
+	srv := l2test.Start(t)
+	rdb := srv.Client(t)
+	s := l2.New(l2.Config{Client: rdb, Logger: discard()})
+	ctx := context.Background()
+	token, _, err := s.Lock(ctx, "spot", time.Second)
+	if err != nil || token == "" {
+		t.Fatal(token, err)
+	}
+	if err := s.Extend(ctx, "spot", token, time.Minute); err != nil {
+		t.Fatalf("Extend by the holder = %v", err)
+	}
+	if pttl := rdb.PTTL(ctx, "symcache:{spot}:lock").Val(); pttl < 50*time.Second {
+		t.Errorf("PTTL after Extend(1m) = %v", pttl)
+	}
+	if err := s.Extend(ctx, "spot", "not-the-token", time.Hour); !errors.Is(err, l2.ErrLockLost) {
+		t.Errorf("Extend with another token = %v, want ErrLockLost", err)
+	}
+	if pttl := rdb.PTTL(ctx, "symcache:{spot}:lock").Val(); pttl > time.Minute {
+		t.Errorf("Extend with another token changed the lease to %v", pttl)
+	}
+	rdb.Del(ctx, "symcache:{spot}:lock")
+	if err := s.Extend(ctx, "spot", token, time.Minute); !errors.Is(err, l2.ErrLockLost) {
+		t.Errorf("Extend of a lock gone = %v, want ErrLockLost", err)
+	}
+	if n := rdb.Exists(ctx, "symcache:{spot}:lock").Val(); n != 0 {
+		t.Errorf("Extend of a lock gone created it")
+	}
+}
+
 func TestStore_Hold(t *testing.T) {
 	srv := l2test.Start(t)
 	rdb := srv.Client(t)

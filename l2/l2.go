@@ -57,7 +57,7 @@ type Store struct {
 
 // ops are the operations Errors counts failures of. "decode" is a value read
 // that was not a usable envelope.
-var ops = [...]string{"get", "decode", "put", "seed", "write_json", "ping", "lock", "unlock", "hold", "meta", "publish"}
+var ops = [...]string{"get", "decode", "put", "seed", "write_json", "ping", "lock", "extend", "unlock", "hold", "meta", "publish"}
 
 // fail counts a failed op.
 func (s *Store) fail(op string) {
@@ -71,7 +71,7 @@ func (s *Store) fail(op string) {
 
 // Errors returns the number of failed Redis calls since New by operation:
 // get, decode (a value read that was no usable envelope), put, seed,
-// write_json, ping, lock, unlock, hold, meta and publish.
+// write_json, ping, lock, extend, unlock, hold, meta and publish.
 func (s *Store) Errors() map[string]uint64 {
 	out := make(map[string]uint64, len(ops))
 	for i, o := range ops {
