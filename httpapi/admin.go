@@ -116,8 +116,30 @@ func (a *admin) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			hdr.Set(echo.HeaderWWWAuthenticate, "Bearer")
 			return errUnauthorized
 		}
+		if c.Path() == "/admin/*" { // no route of this method: a known path answers 405, as elsewhere
+			if allow := adminMethods(r.URL.Path); allow != "" {
+				hdr.Set(echo.HeaderAllow, allow)
+				return echo.ErrMethodNotAllowed
+			}
+		}
 		return next(c)
 	}
+}
+
+// adminMethods returns the methods of the admin route that path names, or
+// "" when none does.
+func adminMethods(path string) string {
+	oneSegment := func(prefix string) bool {
+		rest, ok := strings.CutPrefix(path, prefix)
+		return ok && rest != "" && !strings.Contains(rest, "/")
+	}
+	switch {
+	case path == "/admin/status":
+		return "GET, HEAD"
+	case oneSegment("/admin/refresh/"), oneSegment("/admin/invalidate/"):
+		return "POST"
+	}
+	return ""
 }
 
 // authorized reports whether an Authorization header value carries the

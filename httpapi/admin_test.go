@@ -668,3 +668,26 @@ func TestNew_Admin(t *testing.T) {
 		t.Errorf("New with AdminToken = %v, %v, want a handler, nil", h, err)
 	}
 }
+
+// TestAdmin_MethodNotAllowed checks that, with the token, a method an admin
+// path lacks is a 405 naming the allowed ones, as on every other path; an
+// unknown admin path stays a 404.
+func TestAdmin_MethodNotAllowed(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken})
+	for _, tt := range []struct{ method, target, allow string }{
+		{http.MethodGet, "/admin/refresh/spot", "POST"},
+		{http.MethodPut, "/admin/invalidate/usdm", "POST"},
+		{http.MethodPost, "/admin/status", "GET, HEAD"},
+	} {
+		resp, body := srv.do(tt.method, tt.target, withToken)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tt.allow || !strings.Contains(string(body), `"code"`) {
+			t.Errorf("%s %s = %d, Allow %q, %s; want 405, Allow %q and a Binance-shaped body", tt.method, tt.target, resp.StatusCode, resp.Header.Get("Allow"), body, tt.allow)
+		}
+	}
+	for _, target := range []string{"/admin/nope", "/admin/refresh/spot/x", "/admin/refresh/"} {
+		if resp, _ := srv.do(http.MethodPost, target, withToken); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("POST %s = %d, want 404", target, resp.StatusCode)
+		}
+	}
+}

@@ -434,10 +434,10 @@ func TestOpenAPI_Undocumented(t *testing.T) {
 		{enabled, http.MethodGet, "/admin/refresh/spot", nil, http.StatusUnauthorized, routers.ErrMethodNotAllowed},
 		{enabled, http.MethodPost, "/admin/status", nil, http.StatusUnauthorized, routers.ErrMethodNotAllowed},
 		{enabled, http.MethodGet, "/admin/nope", auth, http.StatusNotFound, routers.ErrPathNotFound},
-		// With it, a method a path lacks is a 404 under /admin/ (echo's
-		// catch-all of the group comes first), not a 405.
-		{enabled, http.MethodGet, "/admin/refresh/spot", auth, http.StatusNotFound, routers.ErrMethodNotAllowed},
-		{enabled, http.MethodPost, "/admin/status", auth, http.StatusNotFound, routers.ErrMethodNotAllowed},
+		// With it, a method a path lacks is a 405, as elsewhere.
+		{enabled, http.MethodGet, "/admin/refresh/spot", auth, http.StatusMethodNotAllowed, routers.ErrMethodNotAllowed},
+		{enabled, http.MethodPost, "/admin/status", auth, http.StatusMethodNotAllowed, routers.ErrMethodNotAllowed},
+		{enabled, http.MethodDelete, "/admin/invalidate/spot", auth, http.StatusMethodNotAllowed, routers.ErrMethodNotAllowed},
 	} {
 		what := fmt.Sprintf("%s %s %v", tt.method, tt.target, tt.header)
 		resp, body := tt.srv.do(tt.method, tt.target, tt.header)
