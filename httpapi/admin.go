@@ -320,6 +320,7 @@ type marketCounters struct {
 	LocksAcquired uint64            `json:"locks_acquired"`
 	LockWaits     uint64            `json:"lock_waits"`
 	LockErrors    uint64            `json:"lock_errors"`
+	LocksLost     uint64            `json:"locks_lost"`
 	Adopted       uint64            `json:"adopted"`
 }
 
@@ -372,7 +373,7 @@ func (a *admin) status(c echo.Context) error {
 			Counters: marketCounters{
 				L1Hits: st.L1Hits, L1Misses: st.L1Misses, L2Hits: st.L2Hits, L2Misses: st.L2Misses, L2Errors: st.L2Errors,
 				Fetches: st.Fetches, Stale: st.Stale, StaleByReason: st.StaleByReason, Unavailable: st.Unavailable,
-				SharedWaits: st.SharedWaits, LocksAcquired: st.LocksAcquired, LockWaits: st.LockWaits, LockErrors: st.LockErrors, Adopted: st.Adopted,
+				SharedWaits: st.SharedWaits, LocksAcquired: st.LocksAcquired, LockWaits: st.LockWaits, LockErrors: st.LockErrors, LocksLost: st.LocksLost, Adopted: st.Adopted,
 			},
 		}
 		if t, ok := last[st.Market]; ok && t.Add(a.every).After(now) {

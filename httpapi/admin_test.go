@@ -580,6 +580,7 @@ type statusAnswer struct {
 			LocksAcquired *uint64           `json:"locks_acquired"`
 			LockWaits     uint64            `json:"lock_waits"`
 			LockErrors    uint64            `json:"lock_errors"`
+			LocksLost     uint64            `json:"locks_lost"`
 			Adopted       uint64            `json:"adopted"`
 		} `json:"counters"`
 		Upstream *struct {
