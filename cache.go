@@ -439,7 +439,7 @@ func (c *Cache) fetch(ctx context.Context, ms *market, after time.Time) (fetched
 		defer ms.loading.Add(-1)
 		token := ""
 		if c.co != nil {
-			tok, _, peer, err := c.claim(ctx, ms, after)
+			tok, peer, err := c.claim(ctx, ms, after)
 			if peer != nil {
 				c.adopt(ms, peer)
 				return fetched{s: peer, peer: true}, nil

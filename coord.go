@@ -42,11 +42,12 @@ func (e *SharedBackoffError) Error() string {
 // lockPoll is how often a process waiting for another's fetch looks again.
 const lockPoll = 50 * time.Millisecond
 
-// claim decides who fetches the market: this process (token set: it holds
-// the lock, or alone: Redis could not be asked and it goes on by itself) or
-// another one, whose snapshot, fetched after after, claim returns once it is
-// stored. It gives up when ctx ends or the lock stands for a backoff.
-func (c *Cache) claim(ctx context.Context, ms *market, after time.Time) (token string, alone bool, peer *exchangeinfo.Snapshot, err error) {
+// claim decides who fetches the market: this process (with a token: it
+// holds the lock; without one: Redis could not be asked and it goes on by
+// itself) or another one, whose snapshot, fetched after after, claim returns
+// once it is stored. It gives up when ctx ends or the lock stands for a
+// backoff.
+func (c *Cache) claim(ctx context.Context, ms *market, after time.Time) (token string, peer *exchangeinfo.Snapshot, err error) {
 	m := string(ms.name)
 	waited := false
 	for {
@@ -54,32 +55,32 @@ func (c *Cache) claim(ctx context.Context, ms *market, after time.Time) (token s
 			if waited {
 				ms.stats.lockWaits.Add(1)
 			}
-			return "", false, s, nil
+			return "", s, nil
 		}
 		token, held, err := c.co.Lock(ctx, m, c.lease)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return "", false, nil, ctx.Err()
+			return "", nil, ctx.Err()
 		case err != nil:
 			ms.stats.lockErrors.Add(1)
 			c.log.Warn("refresh lock unavailable, fetching without it", "market", ms.name, "tier", "l2", "err", err)
-			return "", true, nil, nil
+			return "", nil, nil
 		case token != "":
 			// Someone may have stored a newer snapshot between the look above
 			// and the lock: then there is nothing to fetch.
 			if s := c.peerSnapshot(ctx, ms, after); s != nil {
 				c.unlock(ms, token)
-				return "", false, s, nil
+				return "", s, nil
 			}
 			ms.stats.locksAcquired.Add(1)
-			return token, false, nil, nil
+			return token, nil, nil
 		case held.Backoff:
-			return "", false, nil, &SharedBackoffError{Market: ms.name, Reason: held.Reason, Until: held.Until}
+			return "", nil, &SharedBackoffError{Market: ms.name, Reason: held.Reason, Until: held.Until}
 		}
 		waited = true
 		select {
 		case <-ctx.Done():
-			return "", false, nil, ctx.Err()
+			return "", nil, ctx.Err()
 		case <-time.After(lockPoll):
 		}
 	}
