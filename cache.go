@@ -378,7 +378,7 @@ func (c *Cache) get(ctx context.Context, m exchangeinfo.Market) (Result, error) 
 
 // load runs once per market at a time, for every caller that missed L1.
 func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
-	readLastGood := false // L2's last_good was read in this load
+	readLastGood := false // this load learnt what L2's last_good holds
 	if c.l2 != nil {
 		if c.co != nil { // note which snapshot this read gets, so it is not read twice
 			if meta, err := c.co.Meta(ctx, string(ms.name)); err == nil {
@@ -399,8 +399,11 @@ func (c *Cache) load(ctx context.Context, ms *market) (Result, error) {
 			c.remember(ms, s) // past its TTL, still valid: a fallback, and the yardstick of checkShrink
 		}
 		if ms.lastGood.Load() == nil { // a new process: know last good before judging a fresh answer
-			readLastGood = true
-			if s := c.readL2(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil {
+			var s *exchangeinfo.Snapshot
+			// Unless Redis answered, the fallback asks again: there, last_good
+			// may be all that stands between the caller and an error.
+			s, readLastGood = c.readL2Answered(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name)))
+			if s != nil {
 				c.remember(ms, s)
 			}
 		}
@@ -498,7 +501,9 @@ func (c *Cache) store(ctx context.Context, s *exchangeinfo.Snapshot) {
 func (c *Cache) fallback(ctx context.Context, ms *market, cause error, readL2 bool) (Result, error) {
 	best := ms.lastGood.Load()
 	if c.l2 != nil && readL2 {
-		if s := c.readL2(ctx, ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil && (best == nil || s.FetchedAt().After(best.FetchedAt())) {
+		// A fetch that ran out of time leaves ctx done: the read has l2's own
+		// budget (LastGoodTimeout), whatever the fetch left.
+		if s := c.readL2(context.WithoutCancel(ctx), ms, c.l2.LastGood, l2.LastGoodKey(string(ms.name))); s != nil && (best == nil || s.FetchedAt().After(best.FetchedAt())) {
 			best = s
 			c.remember(ms, s)
 		}
@@ -520,27 +525,37 @@ func (c *Cache) fallback(ctx context.Context, ms *market, cause error, readL2 bo
 
 // readL2 reads and validates a snapshot envelope; anything unusable is a miss.
 func (c *Cache) readL2(ctx context.Context, ms *market, read func(context.Context, string) (l2.Envelope, error), key string) *exchangeinfo.Snapshot {
+	s, _ := c.readL2Answered(ctx, ms, read, key)
+	return s
+}
+
+// readL2Answered is readL2, also telling whether the read settled what L2
+// holds: true for a valid snapshot, an absent key or an envelope holding no
+// valid exchangeInfo; false when it failed (Redis down or slow past the
+// budget, or a value that was no envelope), which is worth another try.
+func (c *Cache) readL2Answered(ctx context.Context, ms *market, read func(context.Context, string) (l2.Envelope, error), key string) (*exchangeinfo.Snapshot, bool) {
 	e, err := read(ctx, string(ms.name))
 	if err != nil {
-		if err != l2.ErrMiss {
-			ms.stats.l2Errors.Add(1) // unreadable or corrupt; l2 logged it
+		if err == l2.ErrMiss {
+			return nil, true
 		}
-		return nil
+		ms.stats.l2Errors.Add(1) // unreadable or corrupt; l2 logged it
+		return nil, false
 	}
 	// The snapshot memory already holds needs no second parse (megabytes).
 	if old := ms.lastGood.Load(); old != nil && e.FetchedAt.Equal(old.FetchedAt()) && e.ETag == old.ETag() {
-		return old
+		return old, true
 	}
 	s, err := exchangeinfo.Parse(ms.name, e.ExchangeInfo, e.FetchedAt)
 	if err != nil {
 		ms.stats.l2Errors.Add(1)
 		c.log.Warn("ignoring invalid snapshot in redis", "market", ms.name, "tier", "l2", "key", key, "err", err)
-		return nil
+		return nil, true
 	}
 	if e.BodyGzip != nil {
 		s.UseGzip(e.BodyGzip) // a gzip L2 value carries the body's gzip: no compressing
 	}
-	return s
+	return s, true
 }
 
 // Refresh fetches the market from Binance now (joining a fetch already under

@@ -566,3 +566,76 @@ func TestFaults_RedisKeysGone(t *testing.T) {
 		}
 	})
 }
+
+// A new process (nothing in memory) while Binance fails and Redis is slow
+// past the 50ms read budget: last_good, the only snapshot left, is worth a
+// longer wait (LastGoodTimeout, 1s) than a hit on the hot path, and the
+// client gets it as STALE, not a 503. Found by the chaos run: a restarted
+// sidecar answered 503 while Redis held a valid last_good.
+func TestFaults_NewProcessReachesLastGoodThroughSlowRedis(t *testing.T) {
+	e := newRedisEnv(t, l2.Config{Encoding: l2.Gzip}, true)
+	get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+	if err := e.rdb.Del(context.Background(), currentKey).Err(); err != nil { // as if its TTL ran out
+		t.Fatal(err)
+	}
+	e.clock.Advance(6 * time.Minute)
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusServiceUnavailable})
+
+	// 100ms each way: every read is past 50ms, and well within 1s.
+	e.proxy.Delay(100 * time.Millisecond)
+	c := e.newCache(symcache.Config{})
+	r, err := c.Get(context.Background(), exchangeinfo.Spot)
+	if err != nil {
+		t.Fatalf("Get with Binance down and Redis slow = %v, want last_good as STALE", err)
+	}
+	if r.Source != symcache.Stale || r.Reason != "upstream 503" || !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+		t.Errorf("Get = %v (reason %q, body is last_good's: %v), want STALE, upstream 503, true", r.Source, r.Reason, bytes.Equal(r.Snapshot.Body(), spotFixture(t)))
+	}
+	e.checkStored(lastGoodKey, spotFixture(t))
+}
+
+// The same new process, with Redis stalled while it first reads last_good
+// and back by the time Binance has failed (here, by running out of
+// FetchTimeout, which leaves the load's context done): the fallback reads
+// last_good again, with a budget of its own, rather than answering 503.
+func TestFaults_FallbackReadsLastGoodAgain(t *testing.T) {
+	e := newRedisEnv(t, l2.Config{Encoding: l2.Gzip}, true)
+	get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+	if err := e.rdb.Del(context.Background(), currentKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(6 * time.Minute)
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Delay: time.Hour}) // hangs
+	before := spotRequests(e.upstream)
+
+	e.proxy.Stall()
+	c := e.newCache(symcache.Config{FetchTimeout: 4 * time.Second})
+	done := make(chan struct{})
+	var (
+		r   symcache.Result
+		err error
+	)
+	go func() {
+		defer close(done)
+		r, err = c.Get(context.Background(), exchangeinfo.Spot)
+	}()
+	// Once Binance is being asked, the reads of last_good before it failed.
+	for spotRequests(e.upstream) == before {
+		select {
+		case <-done:
+			t.Fatalf("Get returned before asking Binance: %v, %v", r.Source, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	e.proxy.Resume()
+	<-done
+	if err != nil {
+		t.Fatalf("Get = %v, want last_good as STALE", err)
+	}
+	if r.Source != symcache.Stale || !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
+		t.Errorf("Get = %v (reason %q, body is last_good's: %v), want STALE with last_good's body", r.Source, r.Reason, bytes.Equal(r.Snapshot.Body(), spotFixture(t)))
+	}
+	if n := l2Warnings(t, e.logs, "last_good"); n < 1 {
+		t.Errorf("logged %d WARN records naming %s, want at least 1 (the stalled read):\n%s", n, lastGoodKey, e.logs)
+	}
+}

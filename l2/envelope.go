@@ -77,16 +77,17 @@ func LastGoodKey(market string) string { return "{" + market + "}:last_good" }
 // unreadable or wrong envelope is logged at Warn and returned as an error matching
 // ErrMiss that wraps the cause.
 func (s *Store) Current(ctx context.Context, market string) (Envelope, error) {
-	return s.envelope(ctx, CurrentKey(market), market)
+	return s.envelope(ctx, CurrentKey(market), market, s.timeout)
 }
 
-// LastGood returns market's newest valid snapshot, with errors as [Store.Current].
+// LastGood returns market's newest valid snapshot, with errors as
+// [Store.Current], within LastGoodTimeout rather than Timeout.
 func (s *Store) LastGood(ctx context.Context, market string) (Envelope, error) {
-	return s.envelope(ctx, LastGoodKey(market), market)
+	return s.envelope(ctx, LastGoodKey(market), market, s.lastGoodTimeout)
 }
 
-func (s *Store) envelope(ctx context.Context, key, market string) (Envelope, error) {
-	b, err := s.get(ctx, key, market)
+func (s *Store) envelope(ctx context.Context, key, market string, budget time.Duration) (Envelope, error) {
+	b, err := s.getWithin(ctx, key, market, budget)
 	if err != nil {
 		return Envelope{}, err
 	}

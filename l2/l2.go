@@ -26,8 +26,8 @@ type Config struct {
 	Prefix string
 	// Encoding is how Put writes envelopes. If zero, JSON. Reads accept both.
 	Encoding Encoding
-	// Timeout is the budget of each read ([Store.Current], [Store.LastGood],
-	// [Store.ReadJSON]) and of [Store.Ping], everything included: waiting for a
+	// Timeout is the budget of each read ([Store.Current], [Store.ReadJSON]) and
+	// of [Store.Ping], everything included: waiting for a
 	// connection, go-redis' own retries, and the transfer. A read that runs out is
 	// a miss, logged at Warn once, and the read path goes on to the next tier, so a
 	// slow or stalled Redis costs a request at most this much per read. If zero,
@@ -39,6 +39,12 @@ type Config struct {
 	// hit, and a Put of a 7 MB MULTI/EXEC may take longer than a read: so a
 	// separate, larger budget. If zero, 1s.
 	WriteTimeout time.Duration
+	// LastGoodTimeout is the budget of each [Store.LastGood] read. last_good is
+	// read when nothing better is at hand (a process with nothing in memory, or
+	// Binance failing), where the alternative to waiting longer is an error
+	// answer: so a separate, larger budget than Timeout. If zero, 1s or Timeout,
+	// whichever is longer.
+	LastGoodTimeout time.Duration
 	// Logger receives Warn (a read fell back to a miss) and Error (a write failed)
 	// records. If nil, slog.Default().
 	Logger *slog.Logger
@@ -46,13 +52,14 @@ type Config struct {
 
 // Store is the Redis tier. It is safe for concurrent use.
 type Store struct {
-	rdb          redis.UniversalClient
-	prefix       string
-	enc          Encoding
-	timeout      time.Duration // reads
-	writeTimeout time.Duration
-	log          *slog.Logger
-	errs         [len(ops)]atomic.Uint64 // failed calls, indexed like ops
+	rdb             redis.UniversalClient
+	prefix          string
+	enc             Encoding
+	timeout         time.Duration // reads
+	writeTimeout    time.Duration
+	lastGoodTimeout time.Duration
+	log             *slog.Logger
+	errs            [len(ops)]atomic.Uint64 // failed calls, indexed like ops
 }
 
 // ops are the operations Errors counts failures of. "decode" is a value read
@@ -102,16 +109,20 @@ func New(cfg Config) *Store {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = time.Second
 	}
+	if cfg.LastGoodTimeout <= 0 {
+		cfg.LastGoodTimeout = max(time.Second, cfg.Timeout)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Store{
-		rdb:          cfg.Client,
-		prefix:       cfg.Prefix,
-		enc:          cfg.Encoding,
-		timeout:      cfg.Timeout,
-		writeTimeout: cfg.WriteTimeout,
-		log:          cfg.Logger.With("tier", "l2"),
+		rdb:             cfg.Client,
+		prefix:          cfg.Prefix,
+		enc:             cfg.Encoding,
+		timeout:         cfg.Timeout,
+		writeTimeout:    cfg.WriteTimeout,
+		lastGoodTimeout: cfg.LastGoodTimeout,
+		log:             cfg.Logger.With("tier", "l2"),
 	}
 }
 
@@ -182,7 +193,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // retrying after get gave up, but get does not wait for it. The bytes may share
 // memory with an immutable string: never modify them.
 func (s *Store) get(ctx context.Context, key, market string) ([]byte, error) {
-	gctx, cancel := context.WithTimeout(ctx, s.timeout)
+	return s.getWithin(ctx, key, market, s.timeout)
+}
+
+// getWithin is get with a budget of its own.
+func (s *Store) getWithin(ctx context.Context, key, market string, budget time.Duration) ([]byte, error) {
+	gctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	b, err := s.rdb.Get(gctx, s.prefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
