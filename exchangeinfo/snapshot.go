@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,8 +68,9 @@ type Snapshot struct {
 	etagOnce sync.Once
 	etag     string
 
-	gzipOnce sync.Once
-	gzipBody []byte
+	gzipOnce  sync.Once
+	gzipBody  []byte
+	gzipReady atomic.Bool // gzipBody is set
 
 	setsOnce sync.Once
 	sets     []span // per symbol: its "permissionSets" value within Raw; see permissionSets
@@ -171,8 +173,20 @@ func (s *Snapshot) Gzip() []byte {
 		zw.Write(s.body) // writes to a bytes.Buffer do not fail
 		zw.Close()
 		s.gzipBody = buf.Bytes()
+		s.gzipReady.Store(true)
 	})
 	return s.gzipBody
+}
+
+// GzipIfReady returns what Gzip returns if it is ready (computed, or given
+// by UseGzip), without waiting; ok is false while it is not. A server that
+// would rather send the plain body than wait for the compression (tens of
+// milliseconds for a spot answer) asks this first.
+func (s *Snapshot) GzipIfReady() (gz []byte, ok bool) {
+	if !s.gzipReady.Load() {
+		return nil, false
+	}
+	return s.gzipBody, true
 }
 
 // UseGzip makes gz what Gzip returns, saving the compression, unless Gzip
@@ -183,6 +197,7 @@ func (s *Snapshot) UseGzip(gz []byte) bool {
 	used := false
 	s.gzipOnce.Do(func() {
 		s.gzipBody, used = gz, true
+		s.gzipReady.Store(true)
 	})
 	return used
 }

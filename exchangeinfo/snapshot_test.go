@@ -204,6 +204,46 @@ func TestSnapshot_Gzip(t *testing.T) {
 	}
 }
 
+func TestSnapshot_GzipIfReady(t *testing.T) {
+	body := fetchtest.Fixture(t, "binance/usdm_exchangeinfo_2024-02-12.json")
+	s, _ := exchangeinfo.Parse(exchangeinfo.USDM, body, time.Now())
+	if gz, ok := s.GzipIfReady(); ok || gz != nil {
+		t.Fatalf("GzipIfReady() before Gzip = %d bytes, %v; want nil, false", len(gz), ok)
+	}
+	z := s.Gzip()
+	if gz, ok := s.GzipIfReady(); !ok || len(gz) == 0 || &gz[0] != &z[0] {
+		t.Errorf("GzipIfReady() after Gzip = %d bytes, %v; want Gzip's bytes, true", len(gz), ok)
+	}
+
+	given := []byte("given")
+	s2, _ := exchangeinfo.Parse(exchangeinfo.USDM, body, time.Now())
+	s2.UseGzip(given)
+	if gz, ok := s2.GzipIfReady(); !ok || string(gz) != "given" {
+		t.Errorf("GzipIfReady() after UseGzip = %q, %v; want the bytes given, true", gz, ok)
+	}
+
+	// Concurrent with the compression (run with -race): never a partial answer.
+	s3, _ := exchangeinfo.Parse(exchangeinfo.USDM, body, time.Now())
+	done := make(chan struct{})
+	go func() { s3.Gzip(); close(done) }()
+	for {
+		gz, ok := s3.GzipIfReady()
+		if ok {
+			if !bytes.Equal(gunzip(t, gz), body) {
+				t.Fatal("GzipIfReady() during Gzip: ok, but not the body's gzip")
+			}
+			break
+		}
+		select {
+		case <-done:
+			if _, ok := s3.GzipIfReady(); !ok {
+				t.Fatal("GzipIfReady() after Gzip returned = false, want true")
+			}
+		default:
+		}
+	}
+}
+
 func TestSnapshot_UseGzip(t *testing.T) {
 	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
 	s, _ := exchangeinfo.Parse(exchangeinfo.COINM, body, time.Now())

@@ -47,12 +47,34 @@ func seconds(table *[cachedSeconds][]string, prefix string, n int64) []string {
 	return []string{prefix + strconv.FormatInt(n, 10)}
 }
 
-// snapshotHeaders are the header values of a full answer that depend only on
+// snapshotHeaders are the header values of an answer that depend only on
 // its snapshot, made once per snapshot.
 type snapshotHeaders struct {
-	snap               *exchangeinfo.Snapshot
-	etag, lastModified []string
-	plainLen, gzipLen  []string
+	snap                         *exchangeinfo.Snapshot
+	etag, lastModified, plainLen []string
+	gzipLen                      atomic.Pointer[[]string] // once the snapshot's gzip exists
+	gzipStarted                  atomic.Bool              // a compression was started for it
+}
+
+// gzipped returns the snapshot's gzip and its Content-Length value if the
+// gzip exists. If not, it starts the compression (once), in the background:
+// until it is done, the plain body is sent rather than a client kept
+// waiting (tens of milliseconds for spot; sending the plain body over a
+// local link takes about one).
+func (p *snapshotHeaders) gzipped() ([]byte, []string, bool) {
+	gz, ok := p.snap.GzipIfReady()
+	if !ok {
+		if p.gzipStarted.CompareAndSwap(false, true) {
+			go p.snap.Gzip()
+		}
+		return nil, nil, false
+	}
+	if n := p.gzipLen.Load(); n != nil {
+		return gz, *n, true
+	}
+	n := []string{strconv.Itoa(len(gz))}
+	p.gzipLen.Store(&n)
+	return gz, n, true
 }
 
 // preparedHeaders holds the current snapshotHeaders of each market: one
@@ -79,7 +101,6 @@ func (h *handler) prepared(s *exchangeinfo.Snapshot) *snapshotHeaders {
 		etag:         []string{s.ETag()},
 		lastModified: []string{s.FetchedAt().UTC().Format(http.TimeFormat)},
 		plainLen:     []string{strconv.Itoa(len(s.Body()))},
-		gzipLen:      []string{strconv.Itoa(len(s.Gzip()))},
 	}
 	slot.Store(p)
 	return p

@@ -145,37 +145,35 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 		}
 		s := res.Snapshot
 		if q.Full() {
-			return h.write(c, res, s.ETag(), func() ([]byte, error) { return s.Body(), nil }, s.Gzip)
+			return h.write(c, res, s.ETag(), func() ([]byte, error) { return s.Body(), nil }, true)
 		}
-		return h.write(c, res, derivedETag(s, r), func() ([]byte, error) { return s.Answer(q) }, nil)
+		return h.write(c, res, derivedETag(s, r), func() ([]byte, error) { return s.Answer(q) }, false)
 	}
 }
 
 // write sends a data answer made from res's snapshot with the caching
 // headers: X-Cache, Age, ETag, Last-Modified, Cache-Control (the remaining
 // freshness), and Warning when stale. A matching If-None-Match gets 304
-// before body is called. gz, when not nil, gives the body gzip-compressed
-// (computed once per snapshot) for clients that accept it; other answers are
+// before body is called. full says the answer is the snapshot's body: then it
+// goes gzip-compressed (computed once per snapshot) to clients that accept it,
+// once the compression exists (see snapshotHeaders.gzipped); other answers are
 // small or cheap to send plain on a local link, so they are not compressed
 // per request.
-func (h *handler) write(c echo.Context, res symcache.Result, etag string, body func() ([]byte, error), gz func() []byte) error {
+func (h *handler) write(c echo.Context, res symcache.Result, etag string, body func() ([]byte, error), full bool) error {
 	r, s, now := c.Request(), res.Snapshot, h.now()
 	// The full answer is the hot path: its header values come from tables and
 	// from what was prepared once per snapshot, so a hit allocates nothing
 	// that grows with the payload and very little at all.
-	var prep *snapshotHeaders
-	if gz != nil {
-		prep = h.prepared(s)
-	}
+	prep := h.prepared(s)
 	hdr := c.Response().Header()
 	hdr["X-Cache"] = sourceValues[res.Source]
 	hdr["Age"] = seconds(ageValues, "", int64(max(s.Age(now), 0)/time.Second))
 	hdr["Cache-Control"] = seconds(maxAgeValues, "max-age=", int64(max(res.Expires.Sub(now), 0)/time.Second))
-	if prep != nil {
-		hdr["Etag"], hdr["Last-Modified"], hdr["Vary"] = prep.etag, prep.lastModified, varyValues
+	hdr["Last-Modified"] = prep.lastModified
+	if full {
+		hdr["Etag"], hdr["Vary"] = prep.etag, varyValues
 	} else {
 		hdr["Etag"] = []string{etag}
-		hdr["Last-Modified"] = []string{s.FetchedAt().UTC().Format(http.TimeFormat)}
 	}
 	if res.Source == symcache.Stale {
 		hdr.Set("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
@@ -190,13 +188,15 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 		}
 		return err
 	}
-	switch {
-	case prep != nil && acceptsGzip(r.Header.Values("Accept-Encoding")):
-		b = gz()
-		hdr["Content-Encoding"], hdr["Content-Length"] = gzipValues, prep.gzipLen
-	case prep != nil:
+	if full {
 		hdr["Content-Length"] = prep.plainLen
-	default:
+		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+			if gz, n, ok := prep.gzipped(); ok {
+				b = gz
+				hdr["Content-Encoding"], hdr["Content-Length"] = gzipValues, n
+			}
+		}
+	} else {
 		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
 	hdr["Content-Type"] = jsonValues

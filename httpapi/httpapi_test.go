@@ -971,3 +971,70 @@ func TestMetrics_Documented(t *testing.T) {
 		}
 	}
 }
+
+// fixed is a Backend that always answers one snapshot from L1.
+type fixed struct{ s *exchangeinfo.Snapshot }
+
+func (f fixed) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) {
+	return symcache.Result{Snapshot: f.s, Source: symcache.HitL1, Expires: f.s.FetchedAt().Add(5 * time.Minute)}, nil
+}
+func (fixed) Ready() ([]symcache.MarketState, bool) { return nil, true }
+func (fixed) Stats() []symcache.Stats               { return nil }
+
+// TestExchangeInfo_GzipNotReady checks that a snapshot whose gzip is not made
+// yet (as when promoted from a JSON value in L2, which is compressed in the
+// background) is sent plain at once to a client that accepts gzip, with the
+// plain length and Vary, rather than keeping it waiting for the compression;
+// and gzipped once the compression, started by that request, is done.
+func TestExchangeInfo_GzipNotReady(t *testing.T) {
+	body := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	s, err := exchangeinfo.Parse(exchangeinfo.Spot, body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := httpapi.New(httpapi.Config{Cache: fixed{s}, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	get := func() (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+spotPath, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := srv.Client().Transport.RoundTrip(req) // no transparent gunzip
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+
+	resp, got := get()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(got, body) {
+		t.Fatalf("first GET, gzip not made = %d, Content-Encoding %q, body equal %v; want 200, plain, the body", resp.StatusCode, resp.Header.Get("Content-Encoding"), bytes.Equal(got, body))
+	}
+	if resp.Header.Get("Content-Length") != strconv.Itoa(len(body)) || resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("ETag") != s.ETag() {
+		t.Errorf("first GET headers = %v, want the plain length, Vary: Accept-Encoding, the snapshot's ETag", resp.Header)
+	}
+	// The compression runs in the background: poll, bounded.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		resp, got = get()
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("GET still plain 30s after the first request started the compression")
+		}
+	}
+	if !bytes.Equal(gunzip(t, got), body) || resp.Header.Get("Content-Length") != strconv.Itoa(len(got)) {
+		t.Errorf("gzipped GET: gunzips to the body %v, Content-Length %s for %d bytes", bytes.Equal(gunzip(t, got), body), resp.Header.Get("Content-Length"), len(got))
+	}
+	if gz, ok := s.GzipIfReady(); !ok || !bytes.Equal(gz, got) {
+		t.Error("gzipped GET did not send the snapshot's own gzip")
+	}
+}

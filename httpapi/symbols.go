@@ -194,7 +194,7 @@ func (h *handler) listSymbols(c echo.Context) error {
 	}
 	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) {
 		return listAnswer(res.Snapshot, q), nil
-	}, nil)
+	}, false)
 }
 
 // listAnswer encodes a page: {"market","server_time","fetched_at","count",
@@ -258,7 +258,7 @@ func (h *handler) symbol(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) { return sym.Raw, nil }, nil)
+	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) { return sym.Raw, nil }, false)
 }
 
 // symbolRules is GET /v1/symbols/{market}/{symbol}/rules.
@@ -276,7 +276,7 @@ func (h *handler) symbolRules(c echo.Context) error {
 			return nil, fmt.Errorf("rules of %s: %w", sym.Name, err) // Binance sent filters we cannot read: a 500
 		}
 		return json.Marshal(r)
-	}, nil)
+	}, false)
 }
 
 // normalize is GET /v1/symbols/{market}/{symbol}/normalize?price=&quantity=&side=&type=.
@@ -305,5 +305,5 @@ func (h *handler) normalize(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) { return json.Marshal(n) }, nil)
+	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) { return json.Marshal(n) }, false)
 }
