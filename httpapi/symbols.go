@@ -132,6 +132,11 @@ func parseListQuery(rawQuery string) (listQuery, error) {
 	return q, nil
 }
 
+// unfiltered reports whether every symbol matches q.
+func (q listQuery) unfiltered() bool {
+	return q.status == "" && q.base == "" && q.quote == "" && q.symbols == nil
+}
+
 func (q listQuery) match(s exchangeinfo.Symbol) bool {
 	return (q.status == "" || s.Status == q.status) &&
 		(q.base == "" || s.BaseAsset == q.base) &&
@@ -204,17 +209,27 @@ func listAnswer(s *exchangeinfo.Snapshot, q listQuery) []byte {
 	from := q.after.start(syms)
 	var page []int
 	count, more := 0, false
-	for i, sym := range syms {
-		if !q.match(sym) {
-			continue
-		}
-		count++
-		switch {
-		case i < from:
-		case len(page) < q.limit:
+	if q.unfiltered() { // every symbol matches: count without a walk
+		count = len(syms)
+		end := min(from+q.limit, len(syms))
+		page = make([]int, 0, end-from)
+		for i := from; i < end; i++ {
 			page = append(page, i)
-		default:
-			more = true
+		}
+		more = end < len(syms)
+	} else {
+		for i, sym := range syms {
+			if !q.match(sym) {
+				continue
+			}
+			count++
+			switch {
+			case i < from:
+			case len(page) < q.limit:
+				page = append(page, i)
+			default:
+				more = true
+			}
 		}
 	}
 	size := 160
