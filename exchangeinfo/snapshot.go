@@ -179,9 +179,7 @@ func (s *Snapshot) Gzip() []byte {
 }
 
 // GzipIfReady returns what Gzip returns if it is ready (computed, or given
-// by UseGzip), without waiting; ok is false while it is not. A server that
-// would rather send the plain body than wait for the compression (tens of
-// milliseconds for a spot answer) asks this first.
+// by UseGzip), without waiting or compressing; ok is false while it is not.
 func (s *Snapshot) GzipIfReady() (gz []byte, ok bool) {
 	if !s.gzipReady.Load() {
 		return nil, false

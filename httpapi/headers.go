@@ -52,29 +52,22 @@ func seconds(table *[cachedSeconds][]string, prefix string, n int64) []string {
 type snapshotHeaders struct {
 	snap                         *exchangeinfo.Snapshot
 	etag, lastModified, plainLen []string
-	gzipLen                      atomic.Pointer[[]string] // once the snapshot's gzip exists
-	gzipStarted                  atomic.Bool              // a compression was started for it
+	gzipLen                      atomic.Pointer[[]string] // made with the gzip
 }
 
-// gzipped returns the snapshot's gzip and its Content-Length value if the
-// gzip exists. If not, it starts the compression (once), in the background:
-// until it is done, the plain body is sent rather than a client kept
-// waiting (tens of milliseconds for spot; sending the plain body over a
-// local link takes about one).
-func (p *snapshotHeaders) gzipped() ([]byte, []string, bool) {
-	gz, ok := p.snap.GzipIfReady()
-	if !ok {
-		if p.gzipStarted.CompareAndSwap(false, true) {
-			go p.snap.Gzip()
-		}
-		return nil, nil, false
-	}
+// gzipped returns the snapshot's gzip and its Content-Length value, making
+// the gzip if nobody has yet (once per snapshot; a snapshot promoted from a
+// JSON L2 value is compressed in the background, and a client that accepts
+// gzip waits for that). Only answers to such clients ask: a plain answer
+// never waits for a compression.
+func (p *snapshotHeaders) gzipped() ([]byte, []string) {
+	gz := p.snap.Gzip()
 	if n := p.gzipLen.Load(); n != nil {
-		return gz, *n, true
+		return gz, *n
 	}
 	n := []string{strconv.Itoa(len(gz))}
 	p.gzipLen.Store(&n)
-	return gz, n, true
+	return gz, n
 }
 
 // preparedHeaders holds the current snapshotHeaders of each market: one

@@ -157,8 +157,8 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 // headers: X-Cache, Age, ETag, Last-Modified, Cache-Control (the remaining
 // freshness), and Warning when stale. A matching If-None-Match gets 304
 // before body is called. full says the answer is the snapshot's body: then it
-// goes gzip-compressed (computed once per snapshot) to clients that accept it,
-// once the compression exists (see snapshotHeaders.gzipped); other answers are
+// goes gzip-compressed (computed once per snapshot) to clients that accept it
+// (see snapshotHeaders.gzipped), plain to others; other answers are
 // small or cheap to send plain on a local link, so they are not compressed
 // per request.
 func (h *handler) write(c echo.Context, res symcache.Result, etag string, body func() ([]byte, error), full bool) error {
@@ -193,10 +193,8 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 	if full {
 		hdr["Content-Length"] = prep.plainLen
 		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
-			if gz, n, ok := prep.gzipped(); ok {
-				b = gz
-				hdr["Content-Encoding"], hdr["Content-Length"] = gzipValues, n
-			}
+			b, hdr["Content-Length"] = prep.gzipped()
+			hdr["Content-Encoding"] = gzipValues
 		}
 	} else {
 		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
