@@ -34,14 +34,18 @@ type ClientOptions struct {
 //   - Redis Sentinel: master_name=NAME, where host:port and the addr= parameters
 //     are the sentinels, as redis.ParseFailoverURL reads it, except that the user
 //     and password of the URL are those of the master and its replicas (as in
-//     the other forms), and the sentinels are asked without credentials. The
+//     the other forms). The sentinels' own credentials are not in the URL: the
+//     sentinels are asked without any unless [ClientOptions.SetSentinelAuth]
+//     sets them (for sentinels with requirepass, or an ACL user). The
 //     failover client writes to the master only: route_by_latency,
 //     route_randomly and replica_only are refused.
 //
 // Other query parameters are go-redis' own (dial_timeout=2s, pool_size=20, …);
 // an unknown one is an error. ContextTimeoutEnabled is always set, for a
 // [Store] bounds each call by its context's deadline. Credentials are taken
-// from the URL's user info only: username= and password= parameters are refused.
+// from the URL's user info only: username= and password= parameters are
+// refused, and so are sentinel_username= and sentinel_password=, which a query
+// string is no place for either.
 // An empty URL is an error (the caller decides that empty means no Redis).
 // No error holds the URL's password.
 func ParseURL(rawURL string) (*ClientOptions, error) {
@@ -220,6 +224,26 @@ func (o *ClientOptions) NewClient() (c redis.UniversalClient, err error) {
 	return nil, errors.New("redis url: no options")
 }
 
+// SetSentinelAuth sets the credentials o's client gives the sentinels
+// (Failover.SentinelUsername and Failover.SentinelPassword), which a URL does
+// not carry: its user info is the master's and the replicas'. A password
+// alone is the sentinels' requirepass; a username and password are an ACL
+// user of theirs. It returns an error, and changes nothing, when o is not the
+// Sentinel form (a URL without master_name=), where there are no sentinels to
+// ask. No error holds the password.
+func (o *ClientOptions) SetSentinelAuth(username, password string) error {
+	switch {
+	case o == nil:
+		return errors.New("redis url: sentinel credentials given, but no Redis URL")
+	case o.Cluster != nil:
+		return errors.New("redis url: sentinel credentials given, but the URL names a Redis Cluster, not Sentinel (master_name=NAME), and a cluster has no sentinels")
+	case o.Failover == nil:
+		return errors.New("redis url: sentinel credentials given, but the URL names a single server, not Sentinel (add master_name=NAME)")
+	}
+	o.Failover.SentinelUsername, o.Failover.SentinelPassword = username, password
+	return nil
+}
+
 // form names o's deployment form.
 func (o *ClientOptions) form() string {
 	switch {
@@ -231,12 +255,13 @@ func (o *ClientOptions) form() string {
 	return "single server"
 }
 
-// String describes o for logs, without the password: the form, the addresses,
-// the database, TLS and the user, e.g.
-// `sentinel master "symcache" via 10.0.0.1:26379,10.0.0.2:26379, db 0, TLS, user "app", password set`.
+// String describes o for logs, without the passwords: the form, the
+// addresses, the database, TLS, the user and, for Sentinel, the sentinels'
+// user (see [ClientOptions.SetSentinelAuth]), e.g.
+// `sentinel master "symcache" via 10.0.0.1:26379,10.0.0.2:26379, db 0, TLS, user "app", password set, sentinel password set`.
 func (o *ClientOptions) String() string {
 	var b strings.Builder
-	var user, password string
+	var user, password, sentinelUser, sentinelPassword string
 	tls := false
 	switch {
 	case o.Cluster != nil:
@@ -245,6 +270,7 @@ func (o *ClientOptions) String() string {
 	case o.Failover != nil:
 		fmt.Fprintf(&b, "sentinel master %q via %s, db %d", o.Failover.MasterName, strings.Join(o.Failover.SentinelAddrs, ","), o.Failover.DB)
 		user, password, tls = o.Failover.Username, o.Failover.Password, o.Failover.TLSConfig != nil
+		sentinelUser, sentinelPassword = o.Failover.SentinelUsername, o.Failover.SentinelPassword
 	case o.Single != nil:
 		fmt.Fprintf(&b, "single server %s, db %d", o.Single.Addr, o.Single.DB)
 		user, password, tls = o.Single.Username, o.Single.Password, o.Single.TLSConfig != nil
@@ -259,6 +285,12 @@ func (o *ClientOptions) String() string {
 	}
 	if password != "" {
 		b.WriteString(", password set")
+	}
+	if sentinelUser != "" {
+		fmt.Fprintf(&b, ", sentinel user %q", sentinelUser)
+	}
+	if sentinelPassword != "" {
+		b.WriteString(", sentinel password set")
 	}
 	return b.String()
 }

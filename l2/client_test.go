@@ -2,6 +2,7 @@ package l2_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -155,6 +156,8 @@ func TestParseURL_errors(t *testing.T) {
 		{"pool too big", "redis://h:1?pool_size=99999999999", "pool_size="},
 		{"password parameter", "redis://h:1?password=x", "credentials belong in the user info"},
 		{"username parameter", "redis://h:1?master_name=m&username=x", "credentials belong in the user info"},
+		{"sentinel_password parameter", "redis://h:1?master_name=m&sentinel_password=x", "parameter sentinel_password: credentials belong"},
+		{"sentinel_username parameter", "redis://h:1?master_name=m&sentinel_username=x", "parameter sentinel_username: credentials belong"},
 		{"context_timeout_enabled", "redis://h:1?master_name=m&context_timeout_enabled=false", "context_timeout_enabled"},
 		{"cluster, unknown parameter", "redis://h:1?addr=b:2&bogus=1", "(cluster): unexpected option: bogus"},
 		{"cluster, bad addr", "redis://h:1?addr=nohostport", "unable to parse addr param"},
@@ -238,6 +241,88 @@ func TestDescribe(t *testing.T) {
 	for _, tt := range tests {
 		if got := l2.Describe(tt.url); got != tt.want {
 			t.Errorf("Describe(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}
+
+func TestClientOptions_SetSentinelAuth(t *testing.T) {
+	const pw = "s3nt1nel-Pa55"
+	tests := []struct {
+		name, url string
+		want      string // in the error; "" for none
+	}{
+		{"single", "redis://:data-pw@h:1/0", "names a single server, not Sentinel (add master_name=NAME)"},
+		{"cluster", "redis://h:1?addr=h:2", "names a Redis Cluster, not Sentinel"},
+		{"cluster=true", "redis://h:1?cluster=true", "names a Redis Cluster, not Sentinel"},
+		{"sentinel", "redis://app:data-pw@s1:26379/1?master_name=m&addr=s2:26379", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := l2.ParseURL(tt.url)
+			if err != nil {
+				t.Fatalf("ParseURL(%q) = %v, want nil", tt.url, err)
+			}
+			before := o.String()
+			err = o.SetSentinelAuth("watcher", pw)
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "redis url") {
+					t.Fatalf("SetSentinelAuth on %q = %v, want an error starting with %q and saying %q", tt.url, err, "redis url", tt.want)
+				}
+				if strings.Contains(err.Error(), pw) {
+					t.Errorf("SetSentinelAuth on %q = %q, which holds the password", tt.url, err)
+				}
+				if got := o.String(); got != before {
+					t.Errorf("String() after a refused SetSentinelAuth = %q, want %q (unchanged)", got, before)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("SetSentinelAuth on %q = %v, want nil", tt.url, err)
+			}
+			f := o.Failover
+			if f.SentinelUsername != "watcher" || f.SentinelPassword != pw {
+				t.Errorf("sentinel credentials = %q, %q, want %q, %q", f.SentinelUsername, f.SentinelPassword, "watcher", pw)
+			}
+			if f.Username != "app" || f.Password != "data-pw" {
+				t.Errorf("data credentials = %q, %q, want %q, %q (the URL's, unchanged)", f.Username, f.Password, "app", "data-pw")
+			}
+		})
+	}
+	var none *l2.ClientOptions
+	if err := none.SetSentinelAuth("", pw); err == nil || strings.Contains(err.Error(), pw) {
+		t.Errorf("SetSentinelAuth on nil options = %v, want an error without the password", err)
+	}
+}
+
+// TestClientOptions_String checks the description of sentinel credentials:
+// the user, and whether a password is set, never the password.
+func TestClientOptions_String(t *testing.T) {
+	const pw = "s3nt1nel-Pa55"
+	tests := []struct {
+		user, pass string
+		want       string
+	}{
+		{"", "", `sentinel master "m" via s1:26379, db 0, password set`},
+		{"", pw, `sentinel master "m" via s1:26379, db 0, password set, sentinel password set`},
+		{"watcher", pw, `sentinel master "m" via s1:26379, db 0, password set, sentinel user "watcher", sentinel password set`},
+		{"watcher", "", `sentinel master "m" via s1:26379, db 0, password set, sentinel user "watcher"`},
+	}
+	for _, tt := range tests {
+		o, err := l2.ParseURL("redis://:hunter2@s1:26379?master_name=m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetSentinelAuth(tt.user, tt.pass); err != nil {
+			t.Fatalf("SetSentinelAuth(%q, %q) = %v, want nil", tt.user, tt.pass, err)
+		}
+		got := o.String()
+		if got != tt.want {
+			t.Errorf("String() with sentinel credentials %q, %q = %q, want %q", tt.user, tt.pass, got, tt.want)
+		}
+		for _, secret := range []string{pw, "hunter2"} {
+			if strings.Contains(got, secret) || strings.Contains(fmt.Sprint(o), secret) {
+				t.Errorf("String() = %q, which holds the password %q", got, secret)
+			}
 		}
 	}
 }

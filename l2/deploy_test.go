@@ -2,8 +2,10 @@ package l2_test
 
 import (
 	"context"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,5 +205,74 @@ func TestStore_sentinel(t *testing.T) {
 			t.Fatalf("%s(%q) on the new master = %v, want nil", name, "usdm", err)
 		}
 		checkEnvelope(t, name+`("usdm") on the new master`, got, next)
+	}
+}
+
+// TestStore_sentinelAuth checks a Store over a Sentinel deployment whose data
+// nodes and sentinel ask for different passwords: the URL carries the data
+// nodes' and SetSentinelAuth the sentinel's, and a Put and its reads work.
+// Without the sentinel's password, or with a wrong one, Put fails with an
+// error that holds neither password.
+func TestStore_sentinelAuth(t *testing.T) {
+	cfg := l2test.SentinelConfig{Password: "data-Pa55:@", SentinelPassword: "sentinel-Pa55"}
+	d := l2test.StartSentinelWith(t, cfg)
+	ctx := context.Background()
+	want := envelope("usdm", fixture(t, "usdm_exchangeinfo.json"))
+	secrets := []string{cfg.Password, url.QueryEscape(cfg.Password), cfg.SentinelPassword}
+
+	for _, tt := range []struct {
+		name     string
+		set      bool
+		password string
+		refusal  string // in Put's error; "" for none
+	}{
+		{"sentinel password", true, cfg.SentinelPassword, ""},
+		{"no sentinel password", false, "", "NOAUTH"},
+		{"wrong sentinel password", true, "hunter2-wrong", "WRONGPASS"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := l2.ParseURL(d.URL())
+			if err != nil {
+				t.Fatalf("ParseURL(%q) = %v, want nil", d.URL(), err)
+			}
+			if tt.set {
+				if err := o.SetSentinelAuth("", tt.password); err != nil {
+					t.Fatalf("SetSentinelAuth = %v, want nil", err)
+				}
+			}
+			for _, secret := range append(secrets, tt.password) {
+				if secret != "" && strings.Contains(o.String(), secret) {
+					t.Errorf("String() = %q, which holds the password %q", o.String(), secret)
+				}
+			}
+			rdb, err := o.NewClient()
+			if err != nil {
+				t.Fatalf("NewClient = %v, want nil", err)
+			}
+			defer rdb.Close()
+			s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second, WriteTimeout: 5 * time.Second})
+			err = s.Put(ctx, want, 5*time.Minute)
+			if tt.refusal != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.refusal) {
+					t.Fatalf("Put = %v, want a %s error from the sentinel", err, tt.refusal)
+				}
+				for _, secret := range append(secrets, tt.password) {
+					if secret != "" && strings.Contains(err.Error(), secret) {
+						t.Errorf("Put = %q, which holds the password %q", err, secret)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Put = %v, want nil", err)
+			}
+			for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
+				got, err := read(ctx, "usdm")
+				if err != nil {
+					t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
+				}
+				checkEnvelope(t, name+`("usdm")`, got, want)
+			}
+		})
 	}
 }

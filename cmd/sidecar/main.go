@@ -72,7 +72,8 @@ func (e *settingError) Error() string { return "symcache: invalid " + e.name + "
 
 // parseConfig reads flags over environment defaults. Secrets (REDIS_URL,
 // SYMCACHE_ADMIN_TOKEN) are read from the environment after parsing, so that
-// -h never prints them.
+// -h never prints them; the sentinels' credentials (REDIS_SENTINEL_USERNAME,
+// REDIS_SENTINEL_PASSWORD) come from the environment only, with no flag.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -82,7 +83,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	var (
 		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address [SYMCACHE_ADDR]")
-		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL (a cluster with addr=host:port parameters, Sentinel with master_name=NAME); empty runs without L2 [REDIS_URL]")
+		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL (a cluster with addr=host:port parameters, Sentinel with master_name=NAME, whose sentinels' own credentials come from the environment only: REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD); empty runs without L2 [REDIS_URL]")
 		markets    = fs.String("markets", cmp.Or(getenv("SYMCACHE_MARKETS"), "spot,usdm"), "markets to serve and keep warm: spot, usdm, coinm [SYMCACHE_MARKETS]")
 		spotURL    = fs.String("binance-spot-url", cmp.Or(getenv("BINANCE_SPOT_URL"), exchangeinfo.Spot.DefaultBaseURL()), "spot base URL; a comma-separated list is tried in order [BINANCE_SPOT_URL]")
 		usdmURL    = fs.String("binance-usdm-url", cmp.Or(getenv("BINANCE_USDM_URL"), exchangeinfo.USDM.DefaultBaseURL()), "USD-M futures base URL(s) [BINANCE_USDM_URL]")
@@ -198,6 +199,19 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if cfg.redisURL != "" {
 		if cfg.redisOptions, err = l2.ParseURL(cfg.redisURL); err != nil {
 			return config{}, &settingError{name("redis-url", "REDIS_URL"), err.Error()}
+		}
+	}
+	// The sentinels' credentials, which a URL does not carry (see l2.ParseURL).
+	if user, password := getenv("REDIS_SENTINEL_USERNAME"), getenv("REDIS_SENTINEL_PASSWORD"); user != "" || password != "" {
+		env := "REDIS_SENTINEL_PASSWORD"
+		if password == "" {
+			env = "REDIS_SENTINEL_USERNAME"
+		}
+		if cfg.redisOptions == nil {
+			return config{}, &settingError{env, fmt.Sprintf("set, but %s is empty: sentinel credentials need a Sentinel URL (master_name=NAME)", name("redis-url", "REDIS_URL"))}
+		}
+		if err := cfg.redisOptions.SetSentinelAuth(user, password); err != nil {
+			return config{}, &settingError{env, err.Error()} // without the password
 		}
 	}
 	return cfg, nil

@@ -49,6 +49,12 @@ func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
 		{"bad redis scheme", map[string]string{"REDIS_URL": "http://localhost:6379"}, nil, "REDIS_URL"},
 		{"bad redis url", map[string]string{"REDIS_URL": "redis://:hunter2@localhost:port/0"}, nil, "REDIS_URL"},
 		{"bad redis db", map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/zero"}, nil, "REDIS_URL"},
+		{"sentinel password without redis", map[string]string{"REDIS_SENTINEL_PASSWORD": "hunter2"}, nil, "REDIS_SENTINEL_PASSWORD"},
+		{"sentinel username without redis", map[string]string{"REDIS_SENTINEL_USERNAME": "watcher"}, nil, "REDIS_SENTINEL_USERNAME"},
+		{"sentinel password, single server", map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/0", "REDIS_SENTINEL_PASSWORD": "hunter2"}, nil, "REDIS_SENTINEL_PASSWORD"},
+		{"sentinel password, single server flag", map[string]string{"REDIS_URL": "redis://s:26379?master_name=m", "REDIS_SENTINEL_PASSWORD": "hunter2"}, []string{"-redis-url", "redis://localhost:6379/0"}, "REDIS_SENTINEL_PASSWORD"},
+		{"sentinel credentials, cluster", map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001", "REDIS_SENTINEL_USERNAME": "watcher", "REDIS_SENTINEL_PASSWORD": "hunter2"}, nil, "REDIS_SENTINEL_PASSWORD"},
+		{"bad redis url with sentinel password", map[string]string{"REDIS_URL": "redis://s:port?master_name=m", "REDIS_SENTINEL_PASSWORD": "hunter2"}, nil, "REDIS_URL"},
 		{"bad addr", map[string]string{"SYMCACHE_ADDR": "8080"}, nil, "SYMCACHE_ADDR"},
 		{"empty prefix flag", nil, []string{"-key-prefix", ""}, "-key-prefix"},
 		{"stray argument", nil, []string{"serve"}, "arguments"},
@@ -80,7 +86,7 @@ func TestRun_UnknownFlag(t *testing.T) {
 
 func TestRun_HelpListsEverySetting(t *testing.T) {
 	var out bytes.Buffer
-	env := map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/0", "SYMCACHE_ADMIN_TOKEN": "s3cret-token"}
+	env := map[string]string{"REDIS_URL": "redis://:hunter2@localhost:6379/0?master_name=m", "SYMCACHE_ADMIN_TOKEN": "s3cret-token", "REDIS_SENTINEL_PASSWORD": "s3nt1nel-pw"}
 	if code := run(context.Background(), []string{"-h"}, envFunc(env), &out); code != 0 {
 		t.Fatalf("run(-h) = %d, want 0", code)
 	}
@@ -88,13 +94,14 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 		"SYMCACHE_ADDR", "REDIS_URL", "SYMCACHE_MARKETS", "BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL",
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
 		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
+		"REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
 		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`,
 	} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("-h output lacks %s:\n%s", v, out.String())
 		}
 	}
-	for _, secret := range []string{"hunter2", "s3cret-token"} {
+	for _, secret := range []string{"hunter2", "s3cret-token", "s3nt1nel-pw"} {
 		if strings.Contains(out.String(), secret) {
 			t.Errorf("-h output shows the secret %q", secret)
 		}
@@ -121,6 +128,106 @@ func TestParseConfig_FlagsWinOverEnv(t *testing.T) {
 	}
 	if got := cfg.baseURLs[exchangeinfo.COINM]; len(got) != 1 || got[0] != "https://dapi.binance.com" {
 		t.Errorf("coinm base URLs = %v, want the default", got)
+	}
+}
+
+// TestParseConfig_SentinelAuth checks that REDIS_SENTINEL_USERNAME and
+// REDIS_SENTINEL_PASSWORD reach the Sentinel client's options, beside the
+// URL's own credentials, and that the description logged at start names
+// them without the password.
+func TestParseConfig_SentinelAuth(t *testing.T) {
+	const password = "s3nt1nel-Pa55"
+	env := map[string]string{
+		"REDIS_URL":               "redis://app:hunter2@s1:26379/0?master_name=mymaster&addr=s2:26379",
+		"REDIS_SENTINEL_USERNAME": "watcher",
+		"REDIS_SENTINEL_PASSWORD": password,
+	}
+	cfg, err := parseConfig(nil, envFunc(env), io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig(%v) = %v, want nil", env, err)
+	}
+	f := cfg.redisOptions.Failover
+	if f == nil || f.SentinelUsername != "watcher" || f.SentinelPassword != password || f.Username != "app" || f.Password != "hunter2" {
+		t.Fatalf("redis options = %+v, want the sentinel credentials watcher and the password, and the URL's app and hunter2", f)
+	}
+	got := cfg.redisOptions.String()
+	if want := `sentinel master "mymaster" via s1:26379,s2:26379, db 0, user "app", password set, sentinel user "watcher", sentinel password set`; got != want {
+		t.Errorf("redisOptions.String() = %q, want %q", got, want)
+	}
+
+	// A flag cannot give them.
+	var out bytes.Buffer
+	for _, flagName := range []string{"-redis-sentinel-password", "-sentinel-password"} {
+		if _, err := parseConfig([]string{flagName, password}, envFunc(nil), &out); err == nil {
+			t.Errorf("parseConfig(%s) = nil, want an error: sentinel credentials come from the environment only", flagName)
+		}
+	}
+}
+
+// TestRun_SentinelAuth runs the sidecar against a Sentinel deployment whose
+// data nodes and sentinel ask for passwords: with REDIS_SENTINEL_PASSWORD, it
+// writes to the master through the sentinel; without, it serves from Binance
+// and warns. No log line holds either password.
+func TestRun_SentinelAuth(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	cfg := l2test.SentinelConfig{Password: "data-Pa55", SentinelPassword: "s3nt1nel-Pa55"}
+	d := l2test.StartSentinelWith(t, cfg)
+	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		l2   bool // whether the sidecar reaches Redis
+	}{
+		{"sentinel password", map[string]string{"REDIS_SENTINEL_PASSWORD": cfg.SentinelPassword}, true},
+		{"no sentinel password", map[string]string{}, false},
+		{"wrong sentinel password", map[string]string{"REDIS_SENTINEL_PASSWORD": "hunter2-wrong"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb := d.Client(t)
+			ctx := context.Background()
+			if err := rdb.FlushAll(ctx).Err(); err != nil {
+				t.Fatalf("FLUSHALL = %v, want nil", err)
+			}
+			env := tt.env
+			env["REDIS_URL"] = d.URL()
+			env["SYMCACHE_L2_TIMEOUT"] = "1s" // 3.7 MB of JSON under -race
+			env["SYMCACHE_MARKETS"] = "spot"
+			env["BINANCE_SPOT_URL"] = upstream.URL
+			s := startSidecar(t, env)
+			resp, body := s.get(t, "/api/v3/exchangeInfo")
+			if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+				t.Fatalf("GET /api/v3/exchangeInfo = %d, %d bytes; want 200 and the recorded %d bytes", resp.StatusCode, len(body), len(want))
+			}
+			if tt.l2 {
+				var n int64
+				var err error
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					n, err = rdb.Exists(ctx, "symcache:{spot}:current", "symcache:{spot}:last_good").Result()
+					if n == 2 || time.Now().After(deadline) {
+						break
+					}
+				}
+				if n != 2 || err != nil {
+					t.Errorf("EXISTS current and last_good of spot on the master = %d, %v, want 2, nil", n, err)
+				}
+			}
+			s.stop(t)
+			logs := s.out.String()
+			if !strings.Contains(logs, `, password set`) {
+				t.Errorf("the log does not describe the deployment:\n%s", logs)
+			}
+			if got := strings.Contains(logs, "sentinel password set"); got != (tt.env["REDIS_SENTINEL_PASSWORD"] != "") {
+				t.Errorf("the log says %q: %t, want %t:\n%s", "sentinel password set", got, !got, logs)
+			}
+			if warned := strings.Contains(logs, `"level":"WARN"`); warned == tt.l2 {
+				t.Errorf("a warning logged: %t, want %t:\n%s", warned, !tt.l2, logs)
+			}
+			for _, secret := range []string{cfg.Password, cfg.SentinelPassword, "hunter2-wrong"} {
+				if strings.Contains(logs, secret) {
+					t.Errorf("the log holds the password %q:\n%s", secret, logs)
+				}
+			}
+		})
 	}
 }
 

@@ -4,7 +4,8 @@
 // [Server.Restart] take it down and bring it back empty; a [Proxy] in front of
 // it makes it slow, stalled or unreachable. [StartCluster] and [StartSentinel]
 // run the other deployment forms the same way: a Redis Cluster of three
-// masters, and a master with a replica and a sentinel that fails over to it.
+// masters, and a master with a replica and a sentinel that fails over to it
+// ([StartSentinelWith] makes its servers ask for passwords).
 package l2test
 
 import (
@@ -214,7 +215,9 @@ func (p *process) kill() {
 	<-p.done
 }
 
-// ping sends PING over a bare connection: a go-redis client would log its dial retries.
+// ping sends PING over a bare connection: a go-redis client would log its dial
+// retries. A server that asks for a password answers -NOAUTH, which means it is
+// up too.
 func ping(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -232,7 +235,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if line != "+PONG\r\n" {
+	if line != "+PONG\r\n" && !strings.HasPrefix(line, "-NOAUTH ") {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil

@@ -31,6 +31,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// secretEnv are the sidecar's settings that hold secrets: never written
+// inline in a manifest.
+var secretEnv = []string{"REDIS_URL", "REDIS_SENTINEL_PASSWORD", "SYMCACHE_ADMIN_TOKEN"}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: k8spolicy FILE.yaml...")
@@ -384,10 +388,11 @@ func (p *podChecker) checkSidecar(c *container) string {
 		p.bad("%s: declares ports, but symcache is for the pod's own app only (it listens on %s)", where, addr)
 	}
 
-	// The Redis URL holds a password: it comes from the Secret, never inline.
+	// The Redis URL holds a password: it comes from the Secret, never inline;
+	// so do the other secrets, when set.
 	for _, e := range c.Env {
-		if e.Name == "REDIS_URL" && e.Value != nil {
-			p.bad("%s: REDIS_URL is written inline; take it from a Secret (valueFrom.secretKeyRef)", where)
+		if slices.Contains(secretEnv, e.Name) && e.Value != nil {
+			p.bad("%s: %s is written inline; take it from a Secret (valueFrom.secretKeyRef)", where, e.Name)
 		}
 	}
 	if !slices.ContainsFunc(c.Env, func(e envVar) bool {

@@ -72,6 +72,8 @@ func TestCheck_Edits(t *testing.T) {
 		{"secret key typo", dep, "key: REDIS_URL", "key: REDIS_URI", `key "REDIS_URI"`},
 		{"redis url inline", dep, "valueFrom:\n                secretKeyRef:\n                  name: symcache-redis\n                  key: REDIS_URL",
 			`value: "redis://:pw@redis:6379/0"`, "REDIS_URL is written inline"},
+		{"sentinel password inline", dep, "- name: SYMCACHE_ADDR\n", "- name: REDIS_SENTINEL_PASSWORD\n              value: \"s3cret\"\n            - name: SYMCACHE_ADDR\n", "REDIS_SENTINEL_PASSWORD is written inline"},
+		{"admin token inline", dep, "- name: SYMCACHE_ADDR\n", "- name: SYMCACHE_ADMIN_TOKEN\n              value: \"t0ken\"\n            - name: SYMCACHE_ADDR\n", "SYMCACHE_ADMIN_TOKEN is written inline"},
 		{"real secret committed", sec, "redis://:REPLACE_ME@redis.example.invalid:6379/0", "redis://:s3cret@redis.prod:6379/0", "placeholder"},
 		{"httpGet readiness on loopback", dep,
 			`exec:
