@@ -422,3 +422,79 @@ func TestNewClient_single(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseURL feeds ParseURL, Describe and NewClient URLs built around a
+// password: none may panic, and when the URL's password is the marker, no
+// error or description may hold it, raw or escaped. The seed corpus is in
+// testdata/fuzz/FuzzParseURL.
+func FuzzParseURL(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"redis://:", "@h:1/0"},
+		{"redis://app:", "@h:1?bogus=1"},
+		{"rediss://app:", "@h:1?addr=b:2&skip_verify=true"},
+		{"redis://:", "@h:1?master_name=m&addr=s2:26379&route_randomly=true"},
+		{"redis://:", "@h:port"},
+		{"redis://:", "%zz@h:1"},
+		{"redis://:", "@h:1/x?cluster=maybe"},
+		{"redis://:", "@h:1?pool_size=99999999999"},
+		{"redis://u:", "@x@h:1?dial_timeout=never"},
+		{"redis://:", "@h:1?dial_timeout=Zq9xK7pWmarker"},
+		{"redis://:", "@h:1/Zq9xK7pWmarker?cluster=true"},
+		{"redis://:", "%zz@h:1?addr=Zq9xK7pWmarker"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	const marker = "Zq9xK7pWmarker"
+	f.Fuzz(func(t *testing.T, before, after string) {
+		raw := before + marker + after
+		o, err := l2.ParseURL(raw)
+		d := l2.Describe(raw)
+		if err == nil {
+			c, cerr := o.NewClient()
+			if cerr == nil {
+				c.Close()
+			} else {
+				err = cerr
+			}
+			_ = o.String()
+		}
+		if !passwordHolds(raw, marker) {
+			return
+		}
+		// An error is redacted wherever the password appears; a description
+		// of a valid URL names its hosts, which might be the same text.
+		once := strings.Count(raw, marker) == 1
+		for _, secret := range []string{marker, url.QueryEscape(marker), url.PathEscape(marker)} {
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("ParseURL(%q) error %q holds the password", raw, err)
+			}
+			if (err != nil || once) && strings.Contains(d, secret) {
+				t.Errorf("Describe(%q) = %q holds the password", raw, d)
+			}
+			if o != nil && once && strings.Contains(o.String(), secret) {
+				t.Errorf("ClientOptions.String() of %q = %q holds the password", raw, o.String())
+			}
+		}
+	})
+}
+
+// passwordHolds reports whether the password of rawURL, as written (between
+// the first ":" and the last "@" of the part between "//" and the path), is
+// marker, whether or not rawURL parses. (Text that is only part of the
+// password may be quoted where the URL also has it elsewhere, say as an
+// unknown option: that is not the password.)
+func passwordHolds(rawURL, marker string) bool {
+	_, rest, ok := strings.Cut(rawURL, "//")
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	i := strings.LastIndex(rest, "@")
+	if i < 0 {
+		return false
+	}
+	_, pw, ok := strings.Cut(rest[:i], ":")
+	return ok && pw == marker
+}
