@@ -43,8 +43,10 @@ build:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./exchangeinfo
+	$(GO) test -run '^$$' -fuzz '^FuzzParse_Reference$$' -fuzztime $(FUZZTIME) ./exchangeinfo
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./l2
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope_Reference$$' -fuzztime $(FUZZTIME) ./l2
+	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime $(FUZZTIME) ./l2
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./fetch
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQueryAnswer$$' -fuzztime $(FUZZTIME) ./exchangeinfo
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./rules
