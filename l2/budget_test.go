@@ -162,7 +162,9 @@ func TestStore_readBudget_dialInProgress(t *testing.T) {
 }
 
 // TestStore_budgetDefaults checks the default budgets against a Redis 100ms
-// away each way: a read (50ms) gives up, a write (1s) completes.
+// away each way: a read of current (50ms) gives up, a write (1s) and a read
+// of last_good (1s) complete; with Redis stalled, a read of last_good gives
+// up too.
 func TestStore_budgetDefaults(t *testing.T) {
 	srv := l2test.Start(t)
 	p := srv.Proxy(t)
@@ -184,9 +186,21 @@ func TestStore_budgetDefaults(t *testing.T) {
 	if !logs.has("WARN", "symcache:{spot}:current") {
 		t.Errorf("a read past its budget logged %s, want a WARN with its key", logs)
 	}
-	p.Resume()
-	got, err := s.Current(ctx, "spot")
+	got, err := s.LastGood(ctx, "spot")
 	if err != nil {
+		t.Fatalf("LastGood through a 100ms delay = %v, want the envelope (LastGoodTimeout defaults to 1s)", err)
+	}
+	checkEnvelope(t, "LastGood through a 100ms delay", got, want)
+
+	p.Stall()
+	if _, err := s.LastGood(ctx, "spot"); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
+		t.Errorf("LastGood with Redis stalled = %v, want a miss that wraps the cause, not a hang", err)
+	}
+	if !logs.has("WARN", "symcache:{spot}:last_good") {
+		t.Errorf("a last_good read past its budget logged %s, want a WARN with its key", logs)
+	}
+	p.Resume()
+	if got, err = s.Current(ctx, "spot"); err != nil {
 		t.Fatalf("Current after Resume = %v, want nil", err)
 	}
 	checkEnvelope(t, "Current after Resume", got, want)
@@ -214,39 +228,4 @@ func TestStore_writeBudget(t *testing.T) {
 	if n := logs.count("ERROR", "symcache:k"); n != 1 {
 		t.Errorf("WriteJSON logged %d ERROR records with its key, want 1:\n%s", n, logs)
 	}
-}
-
-// TestStore_lastGoodBudget checks that LastGood has a budget of its own,
-// LastGoodTimeout (1s by default): a Redis slower than the 50ms of Current
-// still answers it; a stalled one gets a miss, not a hang.
-func TestStore_lastGoodBudget(t *testing.T) {
-	srv := l2test.Start(t)
-	p := srv.Proxy(t)
-	rdb, _ := proxiedClient(t, p)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: rdb, Logger: log})
-	ctx := context.Background()
-	want := envelope("spot", []byte(`{"symbols":[{"symbol":"ETHBTC"}]}`))
-	if err := s.Put(ctx, want, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-
-	p.Delay(100 * time.Millisecond) // a round trip of 200ms: past 50ms, within 1s
-	if _, err := s.Current(ctx, "spot"); !errors.Is(err, l2.ErrMiss) {
-		t.Errorf("Current through a 100ms delay = %v, want a miss (50ms budget)", err)
-	}
-	got, err := s.LastGood(ctx, "spot")
-	if err != nil {
-		t.Fatalf("LastGood through a 100ms delay = %v, want the envelope (1s budget)", err)
-	}
-	checkEnvelope(t, "LastGood", got, want)
-
-	p.Stall()
-	if _, err := s.LastGood(ctx, "spot"); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
-		t.Errorf("LastGood with Redis stalled = %v, want an error matching ErrMiss that wraps the cause", err)
-	}
-	if n := logs.count("WARN", "symcache:{spot}:last_good"); n != 1 {
-		t.Errorf("logged %d WARN records naming last_good, want 1:\n%s", n, logs)
-	}
-	p.Resume()
 }

@@ -77,13 +77,7 @@ func TestStore_cluster(t *testing.T) {
 			if err := s.Put(ctx, want, 5*time.Minute); err != nil {
 				t.Fatalf("Put = %v, want nil", err)
 			}
-			for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
-				got, err := read(ctx, "usdm")
-				if err != nil {
-					t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
-				}
-				checkEnvelope(t, name+`("usdm")`, got, want)
-			}
+			checkReads(t, s, "usdm", want, "")
 
 			// One slot, the hash tag's.
 			slot, err := cc.ClusterKeySlot(ctx, current).Result()
@@ -155,13 +149,7 @@ func TestStore_sentinel(t *testing.T) {
 	if err := s.Put(ctx, want, 5*time.Minute); err != nil {
 		t.Fatalf("Put = %v, want nil", err)
 	}
-	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
-		got, err := read(ctx, "usdm")
-		if err != nil {
-			t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
-		}
-		checkEnvelope(t, name+`("usdm")`, got, want)
-	}
+	checkReads(t, s, "usdm", want, "")
 	master := redis.NewClient(&redis.Options{Addr: d.MasterAddr(), ContextTimeoutEnabled: true})
 	defer master.Close()
 	if n, err := master.Exists(ctx, "symcache:{usdm}:current", "symcache:{usdm}:last_good").Result(); n != 2 || err != nil {
@@ -199,13 +187,7 @@ func TestStore_sentinel(t *testing.T) {
 	promoted := redis.NewClient(&redis.Options{Addr: newMaster, ContextTimeoutEnabled: true})
 	defer promoted.Close()
 	direct := l2.New(l2.Config{Client: promoted, Logger: discard(), Timeout: time.Second})
-	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": direct.Current, "LastGood": direct.LastGood} {
-		got, err := read(ctx, "usdm")
-		if err != nil {
-			t.Fatalf("%s(%q) on the new master = %v, want nil", name, "usdm", err)
-		}
-		checkEnvelope(t, name+`("usdm") on the new master`, got, next)
-	}
+	checkReads(t, direct, "usdm", next, "on the new master")
 }
 
 // TestStore_sentinelAuth checks a Store over a Sentinel deployment whose data
@@ -266,13 +248,7 @@ func TestStore_sentinelAuth(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Put = %v, want nil", err)
 			}
-			for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
-				got, err := read(ctx, "usdm")
-				if err != nil {
-					t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
-				}
-				checkEnvelope(t, name+`("usdm")`, got, want)
-			}
+			checkReads(t, s, "usdm", want, "")
 		})
 	}
 }

@@ -68,6 +68,22 @@ func envelope(market string, body []byte) l2.Envelope {
 	}
 }
 
+// checkReads checks that both Current and LastGood of market on s return
+// want; where, if not empty, says which server s reads (in messages).
+func checkReads(t *testing.T, s *l2.Store, market string, want l2.Envelope, where string) {
+	t.Helper()
+	if where != "" {
+		where = " " + where
+	}
+	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
+		got, err := read(context.Background(), market)
+		if err != nil {
+			t.Fatalf("%s(%q)%s = %v, want nil", name, market, where, err)
+		}
+		checkEnvelope(t, fmt.Sprintf("%s(%q)%s", name, market, where), got, want)
+	}
+}
+
 func checkEnvelope(t *testing.T, op string, got, want l2.Envelope) {
 	t.Helper()
 	if got.Market != want.Market || !got.FetchedAt.Equal(want.FetchedAt) || got.ServerTime != want.ServerTime || got.ETag != want.ETag {
@@ -409,13 +425,7 @@ func TestStore_Put(t *testing.T) {
 		t.Fatalf("Put = %v, want nil", err)
 	}
 
-	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
-		got, err := read(ctx, "usdm")
-		if err != nil {
-			t.Fatalf("%s(%q) = %v, want nil", name, "usdm", err)
-		}
-		checkEnvelope(t, name+`("usdm")`, got, want)
-	}
+	checkReads(t, s, "usdm", want, "")
 
 	if n, err := rdb.Exists(ctx, "symcache:{usdm}:current", "symcache:{usdm}:last_good").Result(); n != 2 || err != nil {
 		t.Errorf("Exists(symcache:{usdm}:current, symcache:{usdm}:last_good) = %d, %v, want 2, nil", n, err)
@@ -543,13 +553,7 @@ func TestStore_mixedEncodings(t *testing.T) {
 				if err := writer.Put(ctx, want, time.Minute); err != nil {
 					t.Fatal(err)
 				}
-				for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": reader.Current, "LastGood": reader.LastGood} {
-					got, err := read(ctx, "coinm")
-					if err != nil {
-						t.Fatalf("%s(%q) = %v, want nil", name, "coinm", err)
-					}
-					checkEnvelope(t, name+`("coinm")`, got, want)
-				}
+				checkReads(t, reader, "coinm", want, "")
 			})
 		}
 	}

@@ -27,12 +27,7 @@ func TestStartSentinel(t *testing.T) {
 
 		ctx := context.Background()
 		rdb := s.Client(t)
-		if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
-			t.Fatalf("SET through the sentinel = %v, want nil", err)
-		}
-		if n, err := rdb.Wait(ctx, 1, 5*time.Second).Result(); n != 1 || err != nil {
-			t.Fatalf("WAIT 1 = %d, %v, want 1, nil", n, err)
-		}
+		setReplicated(t, rdb)
 		master := redis.NewClient(&redis.Options{Addr: s.MasterAddr()})
 		defer master.Close()
 		if got, err := master.Get(ctx, "k").Result(); got != "v" || err != nil {
@@ -44,19 +39,7 @@ func TestStartSentinel(t *testing.T) {
 		if err := master.Ping(ctx).Err(); err == nil {
 			t.Fatal("PING on the master after StopMaster = nil, want an error")
 		}
-		if got := s.WaitFailover(t); got != s.ReplicaAddr() {
-			t.Errorf("WaitFailover() = %s, want the replica %s", got, s.ReplicaAddr())
-		}
-		var got string
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if got, err = rdb.Get(ctx, "k").Result(); err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if got != "v" || err != nil {
-			t.Errorf("GET k through the sentinel after the failover = %q, %v, want %q, nil", got, err, "v")
-		}
+		checkFailover(t, s, rdb)
 	})
 	checkGone(t, "sentinel deployment process", addrs)
 }
@@ -85,12 +68,7 @@ func TestStartSentinelWith(t *testing.T) {
 
 		ctx := context.Background()
 		rdb := s.Client(t)
-		if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
-			t.Fatalf("SET through the sentinel = %v, want nil", err)
-		}
-		if n, err := rdb.Wait(ctx, 1, 5*time.Second).Result(); n != 1 || err != nil {
-			t.Fatalf("WAIT 1 = %d, %v, want 1, nil", n, err)
-		}
+		setReplicated(t, rdb)
 
 		// Each server asks for its password.
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -141,19 +119,42 @@ func TestStartSentinelWith(t *testing.T) {
 		}
 
 		s.StopMaster()
-		if got := s.WaitFailover(t); got != s.ReplicaAddr() {
-			t.Errorf("WaitFailover() = %s, want the replica %s", got, s.ReplicaAddr())
-		}
-		var got string
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if got, err = rdb.Get(ctx, "k").Result(); err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if got != "v" || err != nil {
-			t.Errorf("GET k through the sentinel after the failover = %q, %v, want %q, nil", got, err, "v")
-		}
+		checkFailover(t, s, rdb)
 	})
 	checkGone(t, "sentinel deployment process", addrs)
+}
+
+// checkFailover waits for the failover of s after its master stopped, and
+// checks that rdb, a failover client, then reads k = "v" from the new master.
+func checkFailover(t *testing.T, s *l2test.Sentinel, rdb *redis.Client) {
+	t.Helper()
+	if got := s.WaitFailover(t); got != s.ReplicaAddr() {
+		t.Errorf("WaitFailover() = %s, want the replica %s", got, s.ReplicaAddr())
+	}
+	var (
+		got string
+		err error
+	)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if got, err = rdb.Get(context.Background(), "k").Result(); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got != "v" || err != nil {
+		t.Errorf("GET k through the sentinel after the failover = %q, %v, want %q, nil", got, err, "v")
+	}
+}
+
+// setReplicated sets k = "v" through rdb, a failover client, and waits until
+// the replica has it.
+func setReplicated(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET through the sentinel = %v, want nil", err)
+	}
+	if n, err := rdb.Wait(ctx, 1, 5*time.Second).Result(); n != 1 || err != nil {
+		t.Fatalf("WAIT 1 = %d, %v, want 1, nil", n, err)
+	}
 }
