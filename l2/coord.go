@@ -66,6 +66,29 @@ redis.call('HSET', KEYS[3], 'market', ARGV[6], 'fetched_at', ARGV[4], 'fetched_a
 return 1
 `)
 
+// seedScript writes last_good KEYS[1] = ARGV[1] only when it is absent, and
+// then records it in meta KEYS[2] as putScript does, unless meta names a
+// later snapshot (a corrupt or far-future meta is replaced, as in putScript).
+// It returns 1 when it wrote.
+var seedScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+local stored = redis.pcall('HGET', KEYS[2], 'fetched_at_ms')
+if type(stored) == 'table' and stored.err then
+	stored = nil
+end
+stored = tonumber(stored)
+local now = redis.call('TIME')
+if stored and stored > tonumber(ARGV[2]) and stored <= now[1] * 1000 + 3600000 then
+	return 1
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'market', ARGV[5], 'fetched_at', ARGV[3], 'fetched_at_ms', ARGV[2], 'etag', ARGV[4])
+return 1
+`)
+
 // unlockScript deletes the lock only when it still holds the caller's token.
 var unlockScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then

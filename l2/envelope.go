@@ -468,12 +468,15 @@ func gunzipMembers(b []byte, limit int) (plain []byte, members []member, err err
 // SeedLastGood writes e as the market's last good envelope only when there is
 // none (after Redis lost its data, say), so that other processes have
 // something valid to fall back on before the next successful fetch. It never
-// replaces an existing value. It reports whether it wrote.
+// replaces an existing value. Unless the meta key names a later snapshot, it
+// records e there as [Store.Put] does, so that a Put of an older snapshot,
+// from a process whose fetch finished later, does not replace the seeded one
+// (it gets ErrSuperseded). It reports whether it wrote.
 func (s *Store) SeedLastGood(ctx context.Context, e Envelope) (bool, error) {
 	key := s.prefix + LastGoodKey(e.Market)
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
-	// EXISTS first: SET NX would send megabytes for nothing when the key is there.
+	// EXISTS first: the script would be sent megabytes for nothing when the key is there.
 	if n, err := s.rdb.Exists(ctx, key).Result(); err != nil || n == 1 {
 		if err != nil {
 			s.fail("seed")
@@ -485,10 +488,12 @@ func (s *Store) SeedLastGood(ctx context.Context, e Envelope) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
 	}
-	ok, err := s.rdb.SetNX(ctx, key, b, 0).Result()
+	at := e.FetchedAt.UTC()
+	keys := []string{key, s.prefix + MetaKey(e.Market)}
+	wrote, err := seedScript.Run(ctx, s.rdb, keys, b, at.UnixMilli(), at.Format(time.RFC3339Nano), e.ETag, e.Market).Int()
 	if err != nil {
 		s.fail("seed")
 		return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
 	}
-	return ok, nil
+	return wrote == 1, nil
 }
