@@ -1198,6 +1198,9 @@ func (w *world) checkRedis(ctx context.Context) {
 				case errors.Is(err, redis.Nil):
 					w.l2stats.add("miss " + key)
 					w.lastGoodSince[mk.idx].Store(0)
+					// Gone (Redis restarted empty): what comes next is compared
+					// with nothing, an older snapshot put back first included.
+					delete(lastFetched, key)
 					continue
 				case err != nil && ctx.Err() != nil:
 					continue
