@@ -621,12 +621,13 @@ func (w *world) closeSidecar(inc *incarnation) {
 // The world.
 
 type world struct {
-	t       *testing.T
-	seed    uint64
-	rnd     *rand.Rand // the fault script's, seeded
-	start   time.Time
-	redis   *l2test.Server
-	redisUp atomic.Bool
+	t          *testing.T
+	seed       uint64
+	rnd        *rand.Rand // the fault script's, seeded
+	start      time.Time
+	redis      *l2test.Server
+	redisUp    atomic.Bool
+	redisLives atomic.Int64 // Redis stops so far: each restart comes back empty
 	// lastGoodSince is, per market, since when (UnixNano) the checker has
 	// seen a valid last_good in Redis without a gap; 0 when it has not.
 	lastGoodSince [2]atomic.Int64
@@ -842,6 +843,7 @@ func (w *world) script(end time.Time) {
 				for i := range w.lastGoodSince {
 					w.lastGoodSince[i].Store(0)
 				}
+				w.redisLives.Add(1) // it comes back empty: before any read can see that
 				w.redis.Stop()
 				redisDownSince = time.Now()
 				w.faults.add("redis stop")
@@ -1176,6 +1178,7 @@ func (w *world) checkRedis(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastFetched := map[string]time.Time{}
+	lives := w.redisLives.Load()
 	for {
 		select {
 		case <-ctx.Done():
@@ -1221,11 +1224,17 @@ func (w *world) checkRedis(ctx context.Context) {
 					w.fail("redis %s: %v", key, err)
 					continue
 				}
+				if n := w.redisLives.Load(); n != lives {
+					// Redis restarted empty since the last read: an older
+					// snapshot put back first is no write going back in time.
+					clear(lastFetched)
+					lives = n
+				}
 				if strings.HasSuffix(key, "last_good") {
 					w.lastGoodSince[mk.idx].CompareAndSwap(0, time.Now().UnixNano())
 					if prev := lastFetched[key]; fetched.Before(prev) {
 						w.l2stats.add("last_good went back in time")
-						w.events.add("(checker) %s went back in time by %v: an older fetch was written after a newer one", key, prev.Sub(fetched))
+						w.fail("redis %s went back in time by %v: an older fetch was written after a newer one", key, prev.Sub(fetched))
 					}
 					lastFetched[key] = fetched
 				}
