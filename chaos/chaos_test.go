@@ -627,7 +627,7 @@ type world struct {
 	start      time.Time
 	redis      *l2test.Server
 	redisUp    atomic.Bool
-	redisLives atomic.Int64 // Redis stops so far: each restart comes back empty
+	redisLives atomic.Int64 // Redis stops so far (counted once it is dead): each restart comes back empty
 	// lastGoodSince is, per market, since when (UnixNano) the checker has
 	// seen a valid last_good in Redis without a gap; 0 when it has not.
 	lastGoodSince [2]atomic.Int64
@@ -843,8 +843,9 @@ func (w *world) script(end time.Time) {
 				for i := range w.lastGoodSince {
 					w.lastGoodSince[i].Store(0)
 				}
-				w.redisLives.Add(1) // it comes back empty: before any read can see that
 				w.redis.Stop()
+				// Once it is dead: it comes back empty (see the checker).
+				w.redisLives.Add(1)
 				redisDownSince = time.Now()
 				w.faults.add("redis stop")
 				w.events.add("redis stop")
@@ -1194,6 +1195,7 @@ func (w *world) checkRedis(ctx context.Context) {
 					w.lastGoodSince[mk.idx].Store(0)
 					continue
 				}
+				livesAtRead := w.redisLives.Load()
 				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				b, err := rdb.Get(rctx, "symcache:"+key).Bytes()
 				cancel()
@@ -1230,7 +1232,9 @@ func (w *world) checkRedis(ctx context.Context) {
 					clear(lastFetched)
 					lives = n
 				}
-				if strings.HasSuffix(key, "last_good") {
+				// A read that a stop overlapped may have been answered by
+				// either Redis: it is compared with nothing, nor kept.
+				if strings.HasSuffix(key, "last_good") && livesAtRead == lives {
 					w.lastGoodSince[mk.idx].CompareAndSwap(0, time.Now().UnixNano())
 					if prev := lastFetched[key]; fetched.Before(prev) {
 						w.l2stats.add("last_good went back in time")
