@@ -108,7 +108,10 @@ func Parse(m Market, body []byte, fetchedAt time.Time) (*Snapshot, error) {
 // snapshot's ETag.
 func ETag(b []byte) string {
 	sum := sha256.Sum256(b)
-	return `"` + hex.EncodeToString(sum[:16]) + `"`
+	var tag [2 + 2*16]byte // one allocation: the string
+	tag[0], tag[len(tag)-1] = '"', '"'
+	hex.Encode(tag[1:len(tag)-1], sum[:16])
+	return string(tag[:])
 }
 
 // Market is the market the snapshot belongs to.

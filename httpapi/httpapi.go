@@ -7,8 +7,6 @@ package httpapi
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -220,11 +218,7 @@ func derivedETag(s *exchangeinfo.Snapshot, r *http.Request) string {
 		b = append(b, '?')
 		b = append(b, r.URL.RawQuery...)
 	}
-	sum := sha256.Sum256(b) // b escapes only when longer than buf
-	var tag [2 + 2*16]byte
-	tag[0], tag[len(tag)-1] = '"', '"'
-	hex.Encode(tag[1:len(tag)-1], sum[:16])
-	return string(tag[:])
+	return exchangeinfo.ETag(b) // b escapes only when longer than buf
 }
 
 func (h *handler) readyz(c echo.Context) error {
