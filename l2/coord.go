@@ -43,49 +43,53 @@ type Meta struct {
 // slow writer never sends last_good back in time.
 var ErrSuperseded = errors.New("l2: a newer snapshot is stored")
 
-// putScript writes current, last_good and meta unless meta names a snapshot
-// fetched later. A meta that is not a hash, or names a time more than an hour
-// past Redis' own clock, is corrupt and replaced, so it cannot block writes.
-// KEYS: current, last_good, meta. ARGV: value, ttl in ms, fetched_at in ms,
-// fetched_at as RFC 3339, etag, market.
-var putScript = redis.NewScript(`
-local stored = redis.pcall('HGET', KEYS[3], 'fetched_at_ms')
-if type(stored) == 'table' and stored.err then
-	redis.call('DEL', KEYS[3])
-	stored = nil
+// metaLua is what putScript and seedScript share: later(meta, ms) reports
+// whether the meta hash names a snapshot fetched after ms (milliseconds). A
+// meta that is not a hash, or names a time more than an hour past Redis' own
+// clock, is corrupt and names none (the first is deleted), so it cannot block
+// writes. record(meta, market, at, ms, etag) replaces it.
+const metaLua = `
+local function later(meta, ms)
+	local stored = redis.pcall('HGET', meta, 'fetched_at_ms')
+	if type(stored) == 'table' and stored.err then
+		redis.call('DEL', meta)
+		return false
+	end
+	stored = tonumber(stored)
+	local now = redis.call('TIME')
+	return stored ~= nil and stored > tonumber(ms) and stored <= now[1] * 1000 + 3600000
 end
-stored = tonumber(stored)
-local now = redis.call('TIME')
-if stored and stored > tonumber(ARGV[3]) and stored <= now[1] * 1000 + 3600000 then
+local function record(meta, market, at, ms, etag)
+	redis.call('DEL', meta)
+	redis.call('HSET', meta, 'market', market, 'fetched_at', at, 'fetched_at_ms', ms, 'etag', etag)
+end
+`
+
+// putScript writes current, last_good and meta unless meta names a snapshot
+// fetched later (see metaLua). KEYS: current, last_good, meta. ARGV: value,
+// ttl in ms, fetched_at in ms, fetched_at as RFC 3339, etag, market.
+var putScript = redis.NewScript(metaLua + `
+if later(KEYS[3], ARGV[3]) then
 	return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[3], 'market', ARGV[6], 'fetched_at', ARGV[4], 'fetched_at_ms', ARGV[3], 'etag', ARGV[5])
+record(KEYS[3], ARGV[6], ARGV[4], ARGV[3], ARGV[5])
 return 1
 `)
 
 // seedScript writes last_good KEYS[1] = ARGV[1] only when it is absent, and
 // then records it in meta KEYS[2] as putScript does, unless meta names a
-// later snapshot (a corrupt or far-future meta is replaced, as in putScript).
-// It returns 1 when it wrote.
-var seedScript = redis.NewScript(`
+// later snapshot. It returns 1 when it wrote. ARGV: value, fetched_at in ms,
+// fetched_at as RFC 3339, etag, market.
+var seedScript = redis.NewScript(metaLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
 	return 0
 end
 redis.call('SET', KEYS[1], ARGV[1])
-local stored = redis.pcall('HGET', KEYS[2], 'fetched_at_ms')
-if type(stored) == 'table' and stored.err then
-	stored = nil
+if not later(KEYS[2], ARGV[2]) then
+	record(KEYS[2], ARGV[5], ARGV[3], ARGV[2], ARGV[4])
 end
-stored = tonumber(stored)
-local now = redis.call('TIME')
-if stored and stored > tonumber(ARGV[2]) and stored <= now[1] * 1000 + 3600000 then
-	return 1
-end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'market', ARGV[5], 'fetched_at', ARGV[3], 'fetched_at_ms', ARGV[2], 'etag', ARGV[4])
 return 1
 `)
 
