@@ -67,7 +67,8 @@ func (d *deployment) process(cfg symcache.Config, markets ...exchangeinfo.Market
 		}
 		cfg.Upstreams[m] = up
 	}
-	cfg.L2 = l2.New(l2.Config{Client: d.srv.Client(d.t), Logger: discard(), Timeout: d.timeout})
+	store := l2.New(l2.Config{Client: d.srv.Client(d.t), Logger: discard(), Timeout: d.timeout})
+	cfg.L2, cfg.Coordinator = store, store
 	cfg.Logger = discard()
 	c, err := symcache.New(cfg)
 	if err != nil {
@@ -166,10 +167,11 @@ func TestDeployment_NewSnapshotReachesEveryL1(t *testing.T) {
 	ms := strconv.FormatInt(old.ServerTime().UnixMilli(), 10)
 	body := bytes.Replace(old.Body(), []byte(ms), []byte(ms+"1"), 1)
 	d.upstream.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: body})
-	s, err := caches[2].Refresh(context.Background(), exchangeinfo.USDM)
+	r, err := caches[2].Refresh(context.Background(), exchangeinfo.USDM)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := r.Snapshot
 	if s.ETag() == old.ETag() {
 		t.Fatal("the new answer has the old ETag")
 	}
@@ -272,9 +274,11 @@ func TestDeployment_RedisCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		store := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second})
 		c, err := symcache.New(symcache.Config{
 			Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.USDM: up},
-			L2:              l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second}),
+			L2:              store,
+			Coordinator:     store,
 			RefreshInterval: -1,
 			Logger:          discard(),
 		})
@@ -297,10 +301,11 @@ func TestDeployment_RedisCluster(t *testing.T) {
 	// A new snapshot announced on the cluster reaches the other process.
 	ms := strconv.FormatInt(ra.Snapshot.ServerTime().UnixMilli(), 10)
 	h.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: bytes.Replace(ra.Snapshot.Body(), []byte(ms), []byte(ms+"1"), 1)})
-	s, err := a.Refresh(context.Background(), exchangeinfo.USDM)
+	r, err := a.Refresh(context.Background(), exchangeinfo.USDM)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := r.Snapshot
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if r, err := b.Get(context.Background(), exchangeinfo.USDM); err == nil && r.Snapshot.ETag() == s.ETag() {
 			break

@@ -68,9 +68,11 @@ func Example_withRedis() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	store := l2.New(l2.Config{Client: rdb, Encoding: l2.Gzip})
 	cache, err := symcache.New(symcache.Config{
-		Upstreams: map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: spot},
-		L2:        l2.New(l2.Config{Client: rdb, Encoding: l2.Gzip}),
+		Upstreams:   map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: spot},
+		L2:          store,
+		Coordinator: store, // one fetch per market for every process on this Redis
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -62,7 +62,7 @@ func (e *faultEnv) cacheWith(baseURL string, fetchTimeout time.Duration) *symcac
 	}
 	c, err := symcache.New(symcache.Config{
 		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              soloStore{l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second})}, // 3.7 MB of JSON under -race
+		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}), // 3.7 MB of JSON under -race
 		RefreshInterval: -1,
 		FetchTimeout:    fetchTimeout,
 		Logger:          e.log,
@@ -367,7 +367,7 @@ func TestFaults_ConnectTimeout(t *testing.T) {
 	}
 	c2, err := symcache.New(symcache.Config{
 		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              soloStore{l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second})},
+		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}),
 		RefreshInterval: -1,
 		Logger:          e.log,
 		Now:             e.now.Now,

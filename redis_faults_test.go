@@ -80,7 +80,7 @@ func (e *redisEnv) resetLogs() {
 // newCache returns a new process: its own empty L1 and memory, the same Redis.
 func (e *redisEnv) newCache(cfg symcache.Config) *symcache.Cache {
 	e.t.Helper()
-	cfg.L2 = e.store
+	cfg.L2, cfg.Coordinator = e.store, e.store
 	return e.cache(cfg)
 }
 
@@ -133,7 +133,7 @@ func loggedAt(logs *syncBuffer, level, msg string) bool {
 	return false
 }
 
-// rawEnvelope is the Redis value as SPEC.md lays it out, decoded without l2.
+// rawEnvelope is the Redis value as docs/design.md lays it out, decoded without l2.
 type rawEnvelope struct {
 	Market       string          `json:"market"`
 	FetchedAt    time.Time       `json:"fetched_at"`
@@ -275,10 +275,11 @@ func TestFaults_RedisRestartedEmpty(t *testing.T) {
 		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
 	}
 	e.clock.Advance(time.Minute)
-	s, err := c.Refresh(context.Background(), exchangeinfo.Spot)
+	r, err := c.Refresh(context.Background(), exchangeinfo.Spot)
 	if err != nil {
 		t.Fatalf("Refresh after Restart = %v, want nil", err)
 	}
+	s := r.Snapshot
 	cur := e.checkStored(currentKey, spotFixture(t))
 	last := e.checkStored(lastGoodKey, spotFixture(t))
 	e.checkTTLs(5 * time.Minute)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/load.sh — the load harness of SPEC "Performance" (see bench/README.md).
+# bench/load.sh — the load harness: symcache against nginx and Varnish (see bench/README.md).
 #
 # Builds the sidecar and the fake Binance (cmd/replay), starts redis-server,
 # replay, the sidecar, nginx (static files, gzip_static) and Varnish (cache in

@@ -16,6 +16,7 @@ import (
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // BenchmarkLoopback compares, in one run, a GET of the full spot answer over
@@ -23,7 +24,7 @@ import (
 // memory and (b) the sidecar on an L1 hit. The ratio of the two is the
 // sidecar's overhead; absolute numbers depend on the machine.
 func BenchmarkLoopback(b *testing.B) {
-	body := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	body := fixtures.Read(b, "binance/spot_exchangeinfo.json")
 	h := sidecarHandler(b)
 	servers := []struct {
 		name string
@@ -89,7 +90,7 @@ func sidecarHandler(b *testing.B) http.Handler {
 // per request: it measures, in one run, a GET of the answer sent plain over
 // loopback against the CPU cost alone of compressing it (fastest level).
 func BenchmarkFilteredAnswer(b *testing.B) {
-	body := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	body := fixtures.Read(b, "binance/spot_exchangeinfo.json")
 	snap, err := exchangeinfo.Parse(exchangeinfo.Spot, body, time.Now())
 	if err != nil {
 		b.Fatal(err)

@@ -34,6 +34,7 @@ import (
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 	"github.com/symcache/symcache/rules"
@@ -157,16 +158,16 @@ func bump(t *testing.T, body []byte, ms int64) []byte {
 	return append(out, body[loc[3]:]...)
 }
 
-func newMarket(t *testing.T, idx int, m exchangeinfo.Market, fixtures ...string) *market {
+func newMarket(t *testing.T, idx int, m exchangeinfo.Market, files ...string) *market {
 	mk := &market{idx: idx, m: m, queries: map[string][][]byte{}, rules: map[string][][]byte{}, orders: map[string][][]byte{}}
 	var bodies [][]byte
 	var names []string
-	for _, f := range fixtures {
-		bodies = append(bodies, fetchtest.Fixture(t, "binance/"+f))
+	for _, f := range files {
+		bodies = append(bodies, fixtures.Read(t, "binance/"+f))
 		names = append(names, f)
 	}
 	bodies = append(bodies, bump(t, bodies[0], 1000))
-	names = append(names, fixtures[0]+"+1s")
+	names = append(names, files[0]+"+1s")
 	seen := map[int64]bool{}
 	for i, b := range bodies {
 		s, err := exchangeinfo.Parse(m, b, time.Now())
@@ -546,6 +547,7 @@ func (w *world) startSidecar(slot, gen int) *incarnation {
 	cfg := symcache.Config{
 		Upstreams:       ups,
 		L2:              store,
+		Coordinator:     store,
 		TTL:             ttl,
 		RefreshInterval: refreshInterval,
 		FetchTimeout:    fetchTimeout,
@@ -1113,7 +1115,7 @@ func (w *world) do(hc *http.Client, inc *incarnation, k kind, path string, warm 
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode == http.StatusServiceUnavailable && !warm:
 		// Nothing to serve yet (a new sidecar after Redis was emptied, while
-		// Binance fails): SPEC's 503 with Retry-After. But not while Redis
+		// Binance fails): the documented 503 with Retry-After. But not while Redis
 		// has held a valid last_good since well before the request (a load
 		// the request joined may have started up to FetchTimeout earlier).
 		if resp.Header.Get("Retry-After") == "" && !k.ready {

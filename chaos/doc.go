@@ -7,7 +7,7 @@
 // 429/418 with Retry-After and invalid bodies, and restarts one sidecar at a
 // time.
 //
-// It asserts what SPEC.md promises under those faults:
+// It asserts what symcache promises under those faults (docs/design.md):
 //
 //  1. Once a sidecar holds a valid snapshot of a market, no answer for that
 //     market is a 5xx; before that, only a 503 with Retry-After, and not

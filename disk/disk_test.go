@@ -10,12 +10,12 @@ import (
 
 	"github.com/symcache/symcache/disk"
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 func snapshot(t *testing.T, m exchangeinfo.Market, file string, at time.Time) *exchangeinfo.Snapshot {
 	t.Helper()
-	s, err := exchangeinfo.Parse(m, fetchtest.Fixture(t, "binance/"+file), at)
+	s, err := exchangeinfo.Parse(m, fixtures.Read(t, "binance/"+file), at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestStore_LoadRejects(t *testing.T) {
 	if _, err := st.Load(exchangeinfo.Spot); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load of a missing file = %v, want os.ErrNotExist", err)
 	}
-	good := fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+	good := fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 	for _, tt := range []struct{ name, content string }{
 		{"empty", ""},
 		{"no header", string(good)},

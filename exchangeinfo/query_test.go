@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // Where the expected behaviour comes from. "Documented" is Binance's own
@@ -127,7 +127,7 @@ func (ref fixture) named(names ...string) func(fields) bool {
 
 func load(t testing.TB, file string, m exchangeinfo.Market) (*exchangeinfo.Snapshot, fixture) {
 	t.Helper()
-	body := fetchtest.Fixture(t, "binance/"+file)
+	body := fixtures.Read(t, "binance/"+file)
 	s, err := exchangeinfo.Parse(m, body, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatalf("Parse(%s) = %v", file, err)
@@ -677,7 +677,7 @@ func TestQueryError(t *testing.T) {
 }
 
 func FuzzParseQueryAnswer(f *testing.F) {
-	body := fetchtest.Fixture(f, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+	body := fixtures.Read(f, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 	s, err := exchangeinfo.Parse(exchangeinfo.Spot, body, time.Unix(0, 0))
 	if err != nil {
 		f.Fatal(err)
@@ -729,22 +729,22 @@ func FuzzParseQueryAnswer(f *testing.F) {
 
 // BenchmarkAnswer measures answer selection and encoding per market and
 // size: the recorded spot answer (3.7 MB), the same grown to about 15 MB (see
-// fetchtest.Grow), and the futures answers. The query goes through
+// fixtures.Grow), and the futures answers. The query goes through
 // ParseQuery for the market, so on USD-M and COIN-M, which ignore query
 // parameters, every case is the full answer: only "full" runs there. The
 // names asked for are taken from each snapshot, spread over its whole list.
 // SetBytes is the size of the answer produced.
 func BenchmarkAnswer(b *testing.B) {
-	spot := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	spot := fixtures.Read(b, "binance/spot_exchangeinfo.json")
 	for _, bb := range []struct {
 		name string
 		m    exchangeinfo.Market
 		body []byte
 	}{
 		{"spot", exchangeinfo.Spot, spot},
-		{"spot-15MB", exchangeinfo.Spot, fetchtest.Grow(b, spot, 15<<20)},
-		{"usdm", exchangeinfo.USDM, fetchtest.Fixture(b, "binance/usdm_exchangeinfo.json")},
-		{"coinm", exchangeinfo.COINM, fetchtest.Fixture(b, "binance/coinm_exchangeinfo.json")},
+		{"spot-15MB", exchangeinfo.Spot, fixtures.Grow(b, spot, 15<<20)},
+		{"usdm", exchangeinfo.USDM, fixtures.Read(b, "binance/usdm_exchangeinfo.json")},
+		{"coinm", exchangeinfo.COINM, fixtures.Read(b, "binance/coinm_exchangeinfo.json")},
 	} {
 		s, err := exchangeinfo.Parse(bb.m, bb.body, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 		if err != nil {

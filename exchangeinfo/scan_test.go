@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // checkAgainstReference parses body with Parse and with parseReference and
@@ -56,7 +56,7 @@ func TestParse_MatchesReference(t *testing.T) {
 		"error_1121_invalid_symbol.json", "error_451_restricted_location.json",
 	} {
 		t.Run(file, func(t *testing.T) {
-			checkAgainstReference(t, fetchtest.Fixture(t, "binance/"+file))
+			checkAgainstReference(t, fixtures.Read(t, "binance/"+file))
 		})
 	}
 	const head = `{"serverTime":1,"symbols":[`
@@ -124,8 +124,8 @@ func TestParse_MatchesReference(t *testing.T) {
 // FuzzParse_Reference holds the scanner to the encoding/json-based Parse it
 // replaced, on any bytes.
 func FuzzParse_Reference(f *testing.F) {
-	f.Add(fetchtest.Fixture(f, "binance/spot_testnet_exchangeinfo_2021-07-11.json"))
-	f.Add(fetchtest.Fixture(f, "binance/error_451_restricted_location.json"))
+	f.Add(fixtures.Read(f, "binance/spot_testnet_exchangeinfo_2021-07-11.json"))
+	f.Add(fixtures.Read(f, "binance/error_451_restricted_location.json"))
 	f.Add([]byte(`{"serverTime":1,"symbols":[{"symbol":"A\u00e9","status":"TRADING","permissions":["SPOT"],"permissionSets":[["SPOT","MARGIN"]]}]}`))
 	f.Add([]byte(`{"serverTime":"2","symbols":[{"SYMBOL":"A","permissionSets":["GRID",null]},{"symbol":"B","permissionSets":[["X"],"Y"]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -133,14 +133,14 @@ func FuzzParse_Reference(f *testing.F) {
 	})
 }
 
-// spot15MB is the spot fixture grown to about 15 MB (see fetchtest.Grow).
+// spot15MB is the spot fixture grown to about 15 MB (see fixtures.Grow).
 func spot15MB(tb testing.TB) []byte {
-	return fetchtest.Grow(tb, fetchtest.Fixture(tb, "binance/spot_exchangeinfo.json"), 15<<20)
+	return fixtures.Grow(tb, fixtures.Read(tb, "binance/spot_exchangeinfo.json"), 15<<20)
 }
 
 // BenchmarkParse measures Parse on each market's answer and on a generated
 // 15 MB spot answer, next to its two bounds on the same bytes: encoding/json
-// decoding the whole answer into typed structs (fetchtest.ExchangeInfo: what
+// decoding the whole answer into typed structs (fixtures.ExchangeInfo: what
 // Parse must beat), and bytes.Clone (what no parser can beat). Also
 // there: the encoding/json-based Parse it replaced, and Parse followed by
 // ETag, which Parse used to compute.
@@ -150,9 +150,9 @@ func BenchmarkParse(b *testing.B) {
 		m    Market
 		body []byte
 	}{
-		{"spot", Spot, fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")},
-		{"usdm", USDM, fetchtest.Fixture(b, "binance/usdm_exchangeinfo.json")},
-		{"coinm", COINM, fetchtest.Fixture(b, "binance/coinm_exchangeinfo.json")},
+		{"spot", Spot, fixtures.Read(b, "binance/spot_exchangeinfo.json")},
+		{"usdm", USDM, fixtures.Read(b, "binance/usdm_exchangeinfo.json")},
+		{"coinm", COINM, fixtures.Read(b, "binance/coinm_exchangeinfo.json")},
 		{"spot-15MB", Spot, spot15MB(b)},
 	}
 	for _, bb := range bodies {
@@ -190,7 +190,7 @@ func BenchmarkParse(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bb.body)))
 				for b.Loop() {
-					var info fetchtest.ExchangeInfo
+					var info fixtures.ExchangeInfo
 					if err := json.Unmarshal(bb.body, &info); err != nil {
 						b.Fatal(err)
 					}

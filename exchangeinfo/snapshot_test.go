@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // reference decodes a fixture with encoding/json, independently of Parse.
@@ -34,7 +34,7 @@ func TestParse_Fixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			body := fetchtest.Fixture(t, "binance/"+tt.file)
+			body := fixtures.Read(t, "binance/"+tt.file)
 			at := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 			s, err := exchangeinfo.Parse(tt.market, body, at)
 			if err != nil {
@@ -85,7 +85,7 @@ func TestParse_Fixtures(t *testing.T) {
 }
 
 func TestParse_Permissions(t *testing.T) {
-	spot, err := exchangeinfo.Parse(exchangeinfo.Spot, fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"), time.Now())
+	spot, err := exchangeinfo.Parse(exchangeinfo.Spot, fixtures.Read(t, "binance/spot_exchangeinfo.json"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestParse_Permissions(t *testing.T) {
 	if !contains(eth.Perms, "SPOT") || !contains(eth.Perms, "MARGIN") {
 		t.Errorf("ETHBTC perms = %v, want SPOT and MARGIN among them", eth.Perms)
 	}
-	usdm, err := exchangeinfo.Parse(exchangeinfo.USDM, fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json"), time.Now())
+	usdm, err := exchangeinfo.Parse(exchangeinfo.USDM, fixtures.Read(t, "binance/usdm_exchangeinfo.json"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func contains(list []string, s string) bool {
 }
 
 func TestParse_Rejects(t *testing.T) {
-	good := fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+	good := fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 	tests := []struct {
 		name, body, reason string
 	}{
@@ -143,8 +143,8 @@ func TestParse_Rejects(t *testing.T) {
 		{"bad serverTime", `{"serverTime":"x","symbols":[{"symbol":"A"}]}`, "serverTime"},
 		{"negative serverTime", `{"serverTime":-5,"symbols":[{"symbol":"A"}]}`, "serverTime"},
 		{"trailing data", `{"serverTime":1,"symbols":[{"symbol":"A"}]} {}`, "trailing"},
-		{"binance error", string(fetchtest.Fixture(t, "binance/error_1121_invalid_symbol.json")), "Binance error -1121"},
-		{"restricted location", string(fetchtest.Fixture(t, "binance/error_451_restricted_location.json")), "Binance error 0"},
+		{"binance error", string(fixtures.Read(t, "binance/error_1121_invalid_symbol.json")), "Binance error -1121"},
+		{"restricted location", string(fixtures.Read(t, "binance/error_451_restricted_location.json")), "Binance error 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +170,7 @@ func TestParse_UnknownMarket(t *testing.T) {
 }
 
 func TestSnapshot_ETag(t *testing.T) {
-	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/coinm_exchangeinfo.json")
 	a, _ := exchangeinfo.Parse(exchangeinfo.COINM, body, time.Now())
 	b, _ := exchangeinfo.Parse(exchangeinfo.COINM, bytes.Clone(body), time.Now().Add(time.Hour))
 	if a.ETag() != b.ETag() {
@@ -190,7 +190,7 @@ func TestSnapshot_ETag(t *testing.T) {
 }
 
 func TestSnapshot_Gzip(t *testing.T) {
-	body := fetchtest.Fixture(t, "binance/usdm_exchangeinfo_2024-02-12.json")
+	body := fixtures.Read(t, "binance/usdm_exchangeinfo_2024-02-12.json")
 	s, _ := exchangeinfo.Parse(exchangeinfo.USDM, body, time.Now())
 	z := s.Gzip()
 	if len(z) == 0 || len(z) >= len(body) {
@@ -205,7 +205,7 @@ func TestSnapshot_Gzip(t *testing.T) {
 }
 
 func TestSnapshot_GzipIfReady(t *testing.T) {
-	body := fetchtest.Fixture(t, "binance/usdm_exchangeinfo_2024-02-12.json")
+	body := fixtures.Read(t, "binance/usdm_exchangeinfo_2024-02-12.json")
 	s, _ := exchangeinfo.Parse(exchangeinfo.USDM, body, time.Now())
 	if gz, ok := s.GzipIfReady(); ok || gz != nil {
 		t.Fatalf("GzipIfReady() before Gzip = %d bytes, %v; want nil, false", len(gz), ok)
@@ -245,7 +245,7 @@ func TestSnapshot_GzipIfReady(t *testing.T) {
 }
 
 func TestSnapshot_UseGzip(t *testing.T) {
-	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/coinm_exchangeinfo.json")
 	s, _ := exchangeinfo.Parse(exchangeinfo.COINM, body, time.Now())
 	given := []byte("given") // not checked: the caller vouches for it
 	if !s.UseGzip(given) {
@@ -291,8 +291,8 @@ func TestParseMarket(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(fetchtest.Fixture(f, "binance/spot_testnet_exchangeinfo_2021-07-11.json"))
-	f.Add(fetchtest.Fixture(f, "binance/error_1121_invalid_symbol.json"))
+	f.Add(fixtures.Read(f, "binance/spot_testnet_exchangeinfo_2021-07-11.json"))
+	f.Add(fixtures.Read(f, "binance/error_1121_invalid_symbol.json"))
 	f.Add([]byte(`{"serverTime":1,"symbols":[{"symbol":"A","status":"TRADING","permissionSets":[["SPOT"]]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := exchangeinfo.Parse(exchangeinfo.Spot, b, time.Unix(0, 0))

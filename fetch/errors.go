@@ -40,14 +40,29 @@ func (e *StatusError) RateLimited() bool {
 	return e.Code == http.StatusTooManyRequests || e.Code == http.StatusTeapot
 }
 
-// BackoffError means no request was sent because a host is blocked in the
-// Gate by an earlier 429 or 418, until Until.
+// BackoffError means no request was sent: Binance is not to be asked before
+// Until. A Client returns one when a host it would ask is blocked in its Gate
+// by an earlier 429 or 418 (Host and Code say which). Package symcache
+// returns one for a market in backoff after a failed fetch, this process's
+// or another one's (Cause says which failure). It is the one error type for
+// every such wait.
 type BackoffError struct {
-	Host  string    // as in Gate.Block
-	Code  int       // the status that blocked it
-	Until time.Time // no request to Host before this
+	Until time.Time // no request before this
+	Host  string    // the host a Gate blocked, as in Gate.Block; empty otherwise
+	Code  int       // the status that blocked Host (429 or 418)
+	Cause error     // the failure behind the backoff, when known
 }
 
 func (e *BackoffError) Error() string {
-	return fmt.Sprintf("%s blocked until %s after status %d", e.Host, e.Until.UTC().Format(time.RFC3339), e.Code)
+	until := e.Until.UTC().Format(time.RFC3339)
+	switch {
+	case e.Host != "":
+		return fmt.Sprintf("%s blocked until %s after status %d", e.Host, until, e.Code)
+	case e.Cause != nil:
+		return fmt.Sprintf("upstream in backoff until %s: %v", until, e.Cause)
+	}
+	return "upstream in backoff until " + until
 }
+
+// Unwrap returns Cause.
+func (e *BackoffError) Unwrap() error { return e.Cause }

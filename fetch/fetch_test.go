@@ -17,29 +17,14 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 )
 
 var discard = slog.New(slog.DiscardHandler)
 
-// clock is a settable Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// t0 is when the tests' clocks (testutil.NewClock) start.
+var t0 = time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
 
 // newClient is New that fails the test on error, with a discarding logger
 // unless cfg has one.
@@ -55,53 +40,8 @@ func newClient(t testing.TB, cfg fetch.Config) *fetch.Client {
 	return c
 }
 
-// logBuffer captures JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// Records returns the logged records, decoded.
-func (l *logBuffer) Records(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var recs []map[string]any
-	for line := range bytes.Lines(l.buf.Bytes()) {
-		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		recs = append(recs, m)
-	}
-	return recs
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) Logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
-
 // closedURL is the base URL of a port nobody listens on: connection refused.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
+func closedURL(t *testing.T) string { return "http://" + testutil.FreeAddr(t) }
 
 // fixture is a recorded answer and what encoding/json finds in it.
 type fixture struct {
@@ -117,11 +57,11 @@ func loadFixture(t testing.TB, m exchangeinfo.Market) fixture {
 	f := fixture{market: m}
 	switch m {
 	case exchangeinfo.Spot:
-		f.path, f.body = fetchtest.SpotPath, fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+		f.path, f.body = fetchtest.SpotPath, fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	case exchangeinfo.USDM:
-		f.path, f.body = fetchtest.USDMPath, fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json")
+		f.path, f.body = fetchtest.USDMPath, fixtures.Read(t, "binance/usdm_exchangeinfo.json")
 	case exchangeinfo.COINM:
-		f.path, f.body = fetchtest.COINMPath, fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
+		f.path, f.body = fetchtest.COINMPath, fixtures.Read(t, "binance/coinm_exchangeinfo.json")
 	}
 	var v struct {
 		ServerTime int64             `json:"serverTime"`
@@ -149,7 +89,7 @@ func TestClient_Fetch(t *testing.T) {
 				t.Fatalf("fixture has %d symbols, want %d", f.symbols, tt.wantSymbols)
 			}
 			up := fetchtest.NewUpstream(t)
-			clk := newClock()
+			clk := testutil.NewClock(t0)
 			c := newClient(t, fetch.Config{Market: tt.market, BaseURLs: []string{up.URL}, Now: clk.Now})
 			if got := c.Market(); got != tt.market {
 				t.Errorf("Market() = %v, want %v", got, tt.market)
@@ -248,7 +188,7 @@ func TestClient_Fetch_failover(t *testing.T) {
 				first.Set(f.path, *tt.first)
 				urls[0] = first.URL
 			}
-			var logs logBuffer
+			var logs testutil.LogBuffer
 			c := newClient(t, fetch.Config{Market: f.market, BaseURLs: urls, Timeout: tt.timeout, Logger: logs.Logger()})
 			snap, err := c.Fetch(t.Context())
 			if err != nil {
@@ -314,7 +254,6 @@ func TestClient_Fetch_allFail(t *testing.T) {
 
 func TestClient_Fetch_rateLimited(t *testing.T) {
 	f := loadFixture(t, exchangeinfo.COINM)
-	t0 := newClock().Now()
 	for _, tt := range []struct {
 		name       string
 		code       int
@@ -333,8 +272,8 @@ func TestClient_Fetch_rateLimited(t *testing.T) {
 				h.Set("Retry-After", tt.retryAfter)
 			}
 			first.Set(f.path, fetchtest.Response{Status: tt.code, Header: h, Body: []byte(`{"code":-1003,"msg":"Too many requests."}`)})
-			clk := &clock{t: t0}
-			var logs logBuffer
+			clk := testutil.NewClock(t0)
+			var logs testutil.LogBuffer
 			c := newClient(t, fetch.Config{Market: f.market, BaseURLs: []string{first.URL, second.URL}, Now: clk.Now, Logger: logs.Logger()})
 
 			_, err := c.Fetch(t.Context())
@@ -380,7 +319,7 @@ func TestClient_Fetch_sharedGate(t *testing.T) {
 	up := fetchtest.NewUpstream(t)
 	up.Set(fetchtest.SpotPath, fetchtest.Response{Status: 429, Header: http.Header{"Retry-After": {"30"}}})
 	gate := fetch.NewGate()
-	clk := newClock()
+	clk := testutil.NewClock(t0)
 	spot := newClient(t, fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{up.URL}, Gate: gate, Now: clk.Now})
 	usdm := newClient(t, fetch.Config{Market: exchangeinfo.USDM, BaseURLs: []string{up.URL}, Gate: gate, Now: clk.Now})
 	other := newClient(t, fetch.Config{Market: exchangeinfo.COINM, BaseURLs: []string{up.URL}, Now: clk.Now}) // its own Gate
@@ -409,7 +348,7 @@ func TestClient_Fetch_sharedGate(t *testing.T) {
 func TestClient_Fetch_anyHostBlocked(t *testing.T) {
 	first, second := fetchtest.NewUpstream(t), fetchtest.NewUpstream(t)
 	gate := fetch.NewGate()
-	clk := newClock()
+	clk := testutil.NewClock(t0)
 	host2 := strings.TrimPrefix(second.URL, "http://")
 	gate.Block(host2, 418, clk.Now().Add(time.Hour))
 	c := newClient(t, fetch.Config{Market: exchangeinfo.COINM, BaseURLs: []string{first.URL, second.URL}, Gate: gate, Now: clk.Now})
@@ -428,7 +367,7 @@ func TestClient_Fetch_blockedDuringFailover(t *testing.T) {
 	second := fetchtest.NewUpstream(t)
 	host2 := strings.TrimPrefix(second.URL, "http://")
 	gate := fetch.NewGate()
-	clk := newClock()
+	clk := testutil.NewClock(t0)
 	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gate.Block(host2, 429, clk.Now().Add(time.Minute)) // as another Client would
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -453,8 +392,8 @@ func TestClient_Fetch_status(t *testing.T) {
 		}
 		return v.Msg
 	}
-	restricted := fetchtest.Fixture(t, "binance/error_451_restricted_location.json")
-	invalidSymbol := fetchtest.Fixture(t, "binance/error_1121_invalid_symbol.json")
+	restricted := fixtures.Read(t, "binance/error_451_restricted_location.json")
+	invalidSymbol := fixtures.Read(t, "binance/error_1121_invalid_symbol.json")
 	html := []byte("<html><head><title>404 Not Found</title></head><body>" + strings.Repeat("x", 300) + "</body></html>")
 	for _, tt := range []struct {
 		name     string
@@ -470,7 +409,7 @@ func TestClient_Fetch_status(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			first, second := fetchtest.NewUpstream(t), fetchtest.NewUpstream(t)
 			first.Set(fetchtest.SpotPath, tt.r)
-			var logs logBuffer
+			var logs testutil.LogBuffer
 			c := newClient(t, fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{first.URL, second.URL}, Logger: logs.Logger()})
 			_, err := c.Fetch(t.Context())
 			want := &fetch.StatusError{Code: tt.r.Status, URL: first.URL + fetchtest.SpotPath, Msg: tt.wantMsg}
@@ -504,7 +443,7 @@ func TestClient_Fetch_invalid(t *testing.T) {
 		{"empty object", fetchtest.Response{Body: []byte(`{}`)}},
 		{"empty symbols", fetchtest.Response{Body: []byte(`{"serverTime":1707710410000,"symbols":[]}`)}},
 		{"not JSON", fetchtest.Response{Body: []byte("Service Unavailable")}},
-		{"Binance error with 200", fetchtest.Response{Body: fetchtest.Fixture(t, "binance/error_1121_invalid_symbol.json")}},
+		{"Binance error with 200", fetchtest.Response{Body: fixtures.Read(t, "binance/error_1121_invalid_symbol.json")}},
 		{"empty body", fetchtest.Response{}},
 		{"trailing data", fetchtest.Response{Body: append(append([]byte(nil), coinm.body...), "{}"...)}},
 	} {
@@ -600,7 +539,7 @@ func TestClient_Fetch_canceled(t *testing.T) {
 func TestClient_UsedWeight(t *testing.T) {
 	f := loadFixture(t, exchangeinfo.COINM)
 	up := fetchtest.NewUpstream(t)
-	clk := newClock()
+	clk := testutil.NewClock(t0)
 	c := newClient(t, fetch.Config{Market: f.market, BaseURLs: []string{up.URL}, Now: clk.Now})
 	if w, at := c.UsedWeight(); w != 0 || !at.IsZero() {
 		t.Errorf("UsedWeight() = %d, %v before any Fetch, want 0, zero time", w, at)
@@ -722,7 +661,7 @@ func TestClient_redactsUserinfo(t *testing.T) {
 	up := fetchtest.NewUpstream(t)
 	up.Set(fetchtest.SpotPath, fetchtest.Response{Status: 503})
 	withUser := func(base string) string { return strings.Replace(base, "http://", "http://alice:"+secret+"@", 1) }
-	var logs logBuffer
+	var logs testutil.LogBuffer
 	c := newClient(t, fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{withUser(up.URL), withUser(closedURL(t))}, Logger: logs.Logger()})
 	_, err := c.Fetch(t.Context())
 	if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "alice") {
@@ -744,7 +683,7 @@ func TestClient_redactsUserinfo(t *testing.T) {
 // Userinfo in a base URL is sent as basic auth, e.g. to a proxy in front of Binance.
 func TestClient_Fetch_basicAuth(t *testing.T) {
 	h := fetchtest.NewHandler()
-	h.Set(fetchtest.COINMPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")})
+	h.Set(fetchtest.COINMPath, fetchtest.Response{Body: fixtures.Read(t, "binance/coinm_exchangeinfo.json")})
 	var (
 		mu         sync.Mutex
 		user, pass string

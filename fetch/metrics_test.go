@@ -9,6 +9,7 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // TestClient_Metrics checks the counters behind the upstream metrics: one
@@ -21,7 +22,7 @@ func TestClient_Metrics(t *testing.T) {
 	defer bad.Close()
 	ok := fetchtest.NewHandler()
 	ok.Set(fetchtest.COINMPath, fetchtest.Response{
-		Body:   fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json"),
+		Body:   fixtures.Read(t, "binance/coinm_exchangeinfo.json"),
 		Header: http.Header{"X-Mbx-Used-Weight-1m": {"41"}},
 	})
 	good := httptest.NewServer(ok)

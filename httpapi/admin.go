@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/version"
 )
 
 // The admin endpoints, under /admin/, for an operator holding the admin
@@ -34,14 +34,6 @@ import (
 // /admin answers the same 401, whatever the path: nothing tells whether
 // admin is enabled or which endpoints exist.
 
-// adminBackend is what the admin endpoints need of a *symcache.Cache beyond
-// Backend.
-type adminBackend interface {
-	Markets() []exchangeinfo.Market
-	TryRefresh(ctx context.Context, m exchangeinfo.Market) (symcache.Result, error)
-	Invalidate(ctx context.Context, m exchangeinfo.Market, dropL2 bool) (l2Deleted bool, err error)
-}
-
 // errUnauthorized is every refused admin request's answer (Binance's own
 // code and message for it).
 var errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: -1002, Msg: "You are not authorized to execute this request."}
@@ -52,8 +44,10 @@ var processStart = time.Now()
 type admin struct {
 	enabled  bool
 	tokenSum [sha256.Size]byte // of the token: compared in constant time, whatever the length sent
-	cache    adminBackend      // nil when disabled
-	stats    Backend
+	cache    Backend
+	l1       L1Stats
+	l2       L2Stats
+	ups      map[exchangeinfo.Market]UpstreamStats
 	served   map[exchangeinfo.Market]bool
 	every    time.Duration // between two admin refreshes of a market
 	log      *slog.Logger
@@ -70,7 +64,10 @@ func newAdmin(cfg Config) (*admin, error) {
 	}
 	a := &admin{
 		enabled: cfg.AdminToken != "",
-		stats:   cfg.Cache,
+		cache:   cfg.Cache,
+		l1:      cfg.L1,
+		l2:      cfg.L2,
+		ups:     cfg.Upstreams,
 		every:   cmp.Or(cfg.AdminRefreshEvery, 10*time.Second),
 		log:     cfg.Logger,
 		now:     cfg.Now,
@@ -79,13 +76,9 @@ func newAdmin(cfg Config) (*admin, error) {
 	if !a.enabled {
 		return a, nil
 	}
-	ab, ok := cfg.Cache.(adminBackend)
-	if !ok {
-		return nil, fmt.Errorf("httpapi: AdminToken is set, but the Cache (%T) has no TryRefresh, Invalidate or Markets", cfg.Cache)
-	}
-	a.cache, a.tokenSum = ab, sha256.Sum256([]byte(cfg.AdminToken))
+	a.tokenSum = sha256.Sum256([]byte(cfg.AdminToken))
 	a.served = make(map[exchangeinfo.Market]bool)
-	for _, m := range ab.Markets() {
+	for _, m := range a.cache.Markets() {
 		a.served[m] = true
 	}
 	return a, nil
@@ -206,14 +199,18 @@ func (a *admin) refresh(c echo.Context) error {
 		return &apiError{Status: http.StatusTooManyRequests, Code: -1003,
 			Msg: fmt.Sprintf("Too many admin refreshes of %s: at most one every %s; retry after %s.", m, a.every, ceilSeconds(wait)+"s")}
 	}
-	res, err := a.cache.TryRefresh(c.Request().Context(), m)
+	res, err := a.cache.Refresh(c.Request().Context(), m)
 	var be *symcache.BackoffError
 	switch {
 	case errors.As(err, &be):
 		wait := ceilSeconds(be.Until.Sub(a.now()))
+		why := error(be) // a blocked host says so itself
+		if be.Cause != nil {
+			why = be.Cause
+		}
 		c.Response().Header().Set("Retry-After", wait)
 		return &apiError{Status: http.StatusServiceUnavailable, Code: -1003,
-			Msg: fmt.Sprintf("Binance is not asked for %s before %s (%v); retry after %ss.", m, be.Until.UTC().Format(time.RFC3339), be.Cause, wait)}
+			Msg: fmt.Sprintf("Binance is not asked for %s before %s (%v); retry after %ss.", m, be.Until.UTC().Format(time.RFC3339), why, wait)}
 	case errors.Is(err, context.Canceled):
 		return err // the client went away; the fetch goes on
 	case err != nil:
@@ -275,7 +272,7 @@ func (a *admin) invalidate(c echo.Context) error {
 type statusAnswer struct {
 	Process processStatus  `json:"process"`
 	Admin   adminSettings  `json:"admin"`
-	Tiers   *tiersStatus   `json:"tiers,omitempty"` // when the Cache tells
+	Tiers   *tierStats     `json:"tiers,omitempty"` // when the tiers were given
 	Markets []marketStatus `json:"markets"`
 }
 
@@ -284,44 +281,21 @@ type processStatus struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	PID           int       `json:"pid"`
 	GoVersion     string    `json:"go_version"`
-	Version       string    `json:"version,omitempty"` // the main module's, when built from a tagged module
+	Version       string    `json:"version"` // as symcache_build_info and `sidecar version` tell it
 }
 
 type adminSettings struct {
 	RefreshEverySeconds float64 `json:"refresh_every_seconds"`
 }
 
-type tiersStatus struct {
-	L1Bytes  *int64            `json:"l1_bytes,omitempty"`
-	L2Errors map[string]uint64 `json:"l2_errors,omitempty"`
-}
-
 // marketStatus is a market's state (as /readyz shows it), its counters, its
 // upstream's, and when an admin refresh may come next.
 type marketStatus struct {
 	symcache.MarketState
-	Counters marketCounters  `json:"counters"`
+	Counters map[string]any  `json:"counters"`           // counterTable's
 	Upstream *upstreamStatus `json:"upstream,omitempty"` // when the upstream client counts
 	// AdminRefreshAt is when the next admin refresh is allowed; omitted if now.
 	AdminRefreshAt time.Time `json:"admin_refresh_at,omitzero"`
-}
-
-type marketCounters struct {
-	L1Hits        uint64            `json:"l1_hits"`
-	L1Misses      uint64            `json:"l1_misses"`
-	L2Hits        uint64            `json:"l2_hits"`
-	L2Misses      uint64            `json:"l2_misses"`
-	L2Errors      uint64            `json:"l2_errors"`
-	Fetches       map[string]uint64 `json:"fetches"`
-	Stale         uint64            `json:"stale"`
-	StaleByReason map[string]uint64 `json:"stale_by_reason,omitempty"`
-	Unavailable   uint64            `json:"unavailable"`
-	SharedWaits   uint64            `json:"shared_waits"`
-	LocksAcquired uint64            `json:"locks_acquired"`
-	LockWaits     uint64            `json:"lock_waits"`
-	LockErrors    uint64            `json:"lock_errors"`
-	LocksLost     uint64            `json:"locks_lost"`
-	Adopted       uint64            `json:"adopted"`
 }
 
 type upstreamStatus struct {
@@ -347,39 +321,25 @@ func (a *admin) status(c echo.Context) error {
 			UptimeSeconds: time.Since(processStart).Seconds(),
 			PID:           os.Getpid(),
 			GoVersion:     runtime.Version(),
+			Version:       version.Version,
 		},
 		Admin:   adminSettings{RefreshEverySeconds: a.every.Seconds()},
 		Markets: []marketStatus{},
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "(devel)" {
-		ans.Process.Version = bi.Main.Version
-	}
-	if tc, ok := a.stats.(interface{ Tiers() symcache.Tiers }); ok {
-		t := tc.Tiers()
-		ans.Tiers = &tiersStatus{L2Errors: t.L2Errors}
-		if t.L1Bytes >= 0 {
-			ans.Tiers.L1Bytes = &t.L1Bytes
-		}
-	}
+	ans.Tiers = readTiers(a.l1, a.l2)
 	a.mu.Lock()
 	last := make(map[exchangeinfo.Market]time.Time, len(a.last))
 	for m, t := range a.last {
 		last[m] = t
 	}
 	a.mu.Unlock()
-	for _, st := range a.stats.Stats() {
-		ms := marketStatus{
-			MarketState: st.State,
-			Counters: marketCounters{
-				L1Hits: st.L1Hits, L1Misses: st.L1Misses, L2Hits: st.L2Hits, L2Misses: st.L2Misses, L2Errors: st.L2Errors,
-				Fetches: st.Fetches, Stale: st.Stale, StaleByReason: st.StaleByReason, Unavailable: st.Unavailable,
-				SharedWaits: st.SharedWaits, LocksAcquired: st.LocksAcquired, LockWaits: st.LockWaits, LockErrors: st.LockErrors, LocksLost: st.LocksLost, Adopted: st.Adopted,
-			},
-		}
+	for _, st := range a.cache.Stats() {
+		ms := marketStatus{MarketState: st.State, Counters: counters(&st)}
 		if t, ok := last[st.Market]; ok && t.Add(a.every).After(now) {
 			ms.AdminRefreshAt = t.Add(a.every).UTC()
 		}
-		if u := st.Upstream; u != nil {
+		if up := a.ups[st.Market]; up != nil {
+			u := up.Metrics()
 			us := &upstreamStatus{Requests: []upstreamRequest{}}
 			if !u.UsedWeightAt.IsZero() {
 				w := u.UsedWeight

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -13,12 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
+	"github.com/symcache/symcache/version"
 )
 
 const adminToken = "s3cret-Admin-Token_0123456789"
@@ -38,7 +39,7 @@ func (w *world) adminServer(cfg httpapi.Config) *server {
 	if cfg.Now == nil {
 		cfg.Now = w.clock.Now
 	}
-	h, err := httpapi.New(cfg)
+	h, err := httpapi.New(w.withTiers(cfg))
 	if err != nil {
 		w.tb.Fatalf("httpapi.New = %v", err)
 	}
@@ -74,32 +75,14 @@ func retryAfter(t *testing.T, what string, resp *http.Response) int {
 	return n
 }
 
-// fixedClock is a time source that moves only when told to.
-type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fixedClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // Every request under /admin without the right token gets the same 401,
 // whether admin is enabled or not: status, headers and body byte for byte.
 func TestAdmin_Unauthorized(t *testing.T) {
 	w := newWorld(t, false)
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	servers := map[string]*server{
-		"enabled":  w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}),
-		"disabled": w.adminServer(httpapi.Config{Cache: w.cache(), Logger: slog.New(slog.NewJSONHandler(&logs, nil))}),
+		"enabled":  w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, Logger: logs.Logger()}),
+		"disabled": w.adminServer(httpapi.Config{Cache: w.cache(), Logger: logs.Logger()}),
 		// Disabled admin needs nothing of the Cache beyond Backend.
 		"disabled, plain Backend": w.adminServer(httpapi.Config{Cache: panicking{}}),
 	}
@@ -204,8 +187,8 @@ type refreshAnswer struct {
 
 func TestAdmin_Refresh(t *testing.T) {
 	w := newWorld(t, true)
-	var logs syncBuffer
-	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	var logs testutil.LogBuffer
+	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, Logger: logs.Logger()})
 	resp, _ := srv.get(spotPath, nil)
 	oldETag := resp.Header.Get("ETag")
 	if resp.StatusCode != http.StatusOK || oldETag == "" {
@@ -213,7 +196,7 @@ func TestAdmin_Refresh(t *testing.T) {
 	}
 
 	// Binance has changed something: the refresh brings it in.
-	newBody := bytes.Replace(fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"), []byte(`"serverTime":`), []byte(`"serverTime": `), 1)
+	newBody := bytes.Replace(fixtures.Read(t, "binance/spot_exchangeinfo.json"), []byte(`"serverTime":`), []byte(`"serverTime": `), 1)
 	w.upstream.Set(spotPath, fetchtest.Response{Body: newBody})
 	resp, body := srv.post("/admin/refresh/spot", withToken)
 	if resp.StatusCode != http.StatusOK {
@@ -275,7 +258,7 @@ func TestAdmin_Refresh_UpstreamFails(t *testing.T) {
 	}{
 		{"500", fetchtest.Response{Status: http.StatusInternalServerError, Body: []byte("<html>oops</html>")}, "500"},
 		// A valid answer that lost most symbols is refused too.
-		{"shrunk", fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")}, "lost"},
+		{"shrunk", fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")}, "lost"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w.upstream.Set(spotPath, tt.response)
@@ -313,7 +296,7 @@ func TestAdmin_Refresh_RateLimited(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, false)
-			clock := &fixedClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+			clock := testutil.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 			srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, AdminRefreshEvery: tt.every, Now: clock.Now})
 			every := tt.every
 			if every == 0 {
@@ -405,7 +388,7 @@ func TestAdmin_Refresh_Backoff(t *testing.T) {
 				return // the backoff shared in Redis runs on Redis' clock, not the test's
 			}
 			w.clock.Advance(61 * time.Second)
-			w.upstream.Set(spotPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")})
+			w.upstream.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json")})
 			resp, body := srv.post("/admin/refresh/spot", withToken)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("POST /admin/refresh/spot after the backoff = %d %s, want 200", resp.StatusCode, body)
@@ -552,8 +535,9 @@ type statusAnswer struct {
 		RefreshEverySeconds float64 `json:"refresh_every_seconds"`
 	} `json:"admin"`
 	Tiers *struct {
-		L1Bytes  *int64           `json:"l1_bytes"`
-		L2Errors map[string]int64 `json:"l2_errors"`
+		L1Bytes   *int64           `json:"l1_bytes"`
+		L1Dropped *uint64          `json:"l1_dropped_sets"`
+		L2Errors  map[string]int64 `json:"l2_errors"`
 	} `json:"tiers"`
 	Markets []struct {
 		Market         string     `json:"market"`
@@ -599,7 +583,7 @@ func TestAdmin_Status(t *testing.T) {
 	w := newWorld(t, true)
 	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, AdminRefreshEvery: time.Minute})
 	w.upstream.Set(spotPath, fetchtest.Response{
-		Body:   fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"),
+		Body:   fixtures.Read(t, "binance/spot_exchangeinfo.json"),
 		Header: http.Header{"X-Mbx-Used-Weight-1m": {"42"}},
 	})
 	resp, _ := srv.get(spotPath, nil) // a miss
@@ -620,14 +604,14 @@ func TestAdmin_Status(t *testing.T) {
 	decodeStrict(t, "GET /admin/status", body, &st)
 
 	p := st.Process
-	if p.StartedAt.IsZero() || p.UptimeSeconds == nil || *p.UptimeSeconds < 0 || p.PID != os.Getpid() || p.GoVersion != runtime.Version() {
-		t.Errorf("GET /admin/status process = %+v, want a start time, an uptime, pid %d and %s", p, os.Getpid(), runtime.Version())
+	if p.StartedAt.IsZero() || p.UptimeSeconds == nil || *p.UptimeSeconds < 0 || p.PID != os.Getpid() || p.GoVersion != runtime.Version() || p.Version != version.Version {
+		t.Errorf("GET /admin/status process = %+v, want a start time, an uptime, pid %d, %s and version %q (as symcache_build_info)", p, os.Getpid(), runtime.Version(), version.Version)
 	}
 	if st.Admin.RefreshEverySeconds != 60 {
 		t.Errorf("GET /admin/status admin.refresh_every_seconds = %v, want 60", st.Admin.RefreshEverySeconds)
 	}
-	if st.Tiers == nil || st.Tiers.L1Bytes == nil || *st.Tiers.L1Bytes < 3733982 {
-		t.Errorf("GET /admin/status tiers = %+v, want l1_bytes of at least the spot body", st.Tiers)
+	if st.Tiers == nil || st.Tiers.L1Bytes == nil || *st.Tiers.L1Bytes < 3733982 || st.Tiers.L1Dropped == nil || *st.Tiers.L1Dropped != 0 {
+		t.Errorf("GET /admin/status tiers = %+v, want l1_bytes of at least the spot body and no dropped set", st.Tiers)
 	}
 	if len(st.Markets) != 2 || st.Markets[0].Market != "spot" || st.Markets[1].Market != "usdm" {
 		t.Fatalf("GET /admin/status markets = %+v, want spot then usdm", st.Markets)
@@ -658,9 +642,6 @@ func TestAdmin_Status(t *testing.T) {
 }
 
 func TestNew_Admin(t *testing.T) {
-	if h, err := httpapi.New(httpapi.Config{Cache: panicking{}, AdminToken: adminToken}); err == nil || h != nil {
-		t.Errorf("New with AdminToken and a Cache without admin methods = %v, %v, want nil, an error", h, err)
-	}
 	w := newWorld(t, false)
 	if h, err := httpapi.New(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, AdminRefreshEvery: -time.Second}); err == nil || h != nil {
 		t.Errorf("New with a negative AdminRefreshEvery = %v, %v, want nil, an error", h, err)

@@ -8,11 +8,12 @@ import (
 
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // The handler benchmarks serve spot from L1 on two sizes: the recorded
 // answer (3.7 MB, 2,292 symbols) and the same grown to about 15 MB (see
-// fetchtest.Grow), so that a cost growing with the payload shows as a ratio
+// fixtures.Grow), so that a cost growing with the payload shows as a ratio
 // between the two.
 //
 // Each request is served by calling ServeHTTP directly, into a discardWriter,
@@ -25,13 +26,13 @@ func spotBodies(b *testing.B) []struct {
 	name string
 	body []byte
 } {
-	spot := fetchtest.Fixture(b, "binance/spot_exchangeinfo.json")
+	spot := fixtures.Read(b, "binance/spot_exchangeinfo.json")
 	return []struct {
 		name string
 		body []byte
 	}{
 		{"spot", spot},
-		{"spot-15MB", fetchtest.Grow(b, spot, 15<<20)},
+		{"spot-15MB", fixtures.Grow(b, spot, 15<<20)},
 	}
 }
 

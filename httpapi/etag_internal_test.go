@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // TestDerivedETag checks that derivedETag is exchangeinfo.ETag of the
 // snapshot's ETag, a NUL and the request URI, as clients' cached tags
 // expect, for every form of URI, long ones included.
 func TestDerivedETag(t *testing.T) {
-	s, err := exchangeinfo.Parse(exchangeinfo.Spot, fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), time.Now())
+	s, err := exchangeinfo.Parse(exchangeinfo.Spot, fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestDerivedETag(t *testing.T) {
 }
 
 func BenchmarkDerivedETag(b *testing.B) {
-	s, err := exchangeinfo.Parse(exchangeinfo.Spot, fetchtest.Fixture(b, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), time.Now())
+	s, err := exchangeinfo.Parse(exchangeinfo.Spot, fixtures.Read(b, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,16 +26,26 @@ import (
 	"github.com/symcache/symcache/rules"
 )
 
-// Backend is what the handlers need of a *symcache.Cache.
+// Backend is what the handlers need of a *symcache.Cache: the data paths,
+// the probes and metrics, and the admin endpoints.
 type Backend interface {
 	Get(ctx context.Context, m exchangeinfo.Market) (symcache.Result, error)
 	Ready() ([]symcache.MarketState, bool)
 	Stats() []symcache.Stats
+	Markets() []exchangeinfo.Market
+	Refresh(ctx context.Context, m exchangeinfo.Market) (symcache.Result, error)
+	Invalidate(ctx context.Context, m exchangeinfo.Market, dropL2 bool) (l2Deleted bool, err error)
 }
 
 // Config configures the handler. Only Cache is required.
 type Config struct {
 	Cache Backend
+	// L1, L2 and Upstreams are the tiers whose own counters /metrics and
+	// /admin/status show: an *l1.Cache, an *l2.Store, and a *fetch.Client
+	// per market. A nil one is not shown.
+	L1        L1Stats
+	L2        L2Stats
+	Upstreams map[exchangeinfo.Market]UpstreamStats
 	// Logger receives one line per failed (5xx) request. If nil, slog.Default().
 	Logger *slog.Logger
 	// Registry receives symcache's metrics. If nil, a new registry that also
@@ -44,8 +54,7 @@ type Config struct {
 	// Now tells the time, for Age. If nil, time.Now.
 	Now func() time.Time
 	// AdminToken enables the admin endpoints under /admin/ (see admin.go)
-	// for requests with "Authorization: Bearer <AdminToken>"; Cache must
-	// then also have the methods of a *symcache.Cache they use. If empty,
+	// for requests with "Authorization: Bearer <AdminToken>". If empty,
 	// admin is disabled: every request under /admin/ answers 401.
 	AdminToken string
 	// AdminRefreshEvery is the least time between two admin refreshes of a
@@ -106,7 +115,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	if err := cfg.Registry.Register(h.counters.vec); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
-	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache}); err != nil {
+	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache, l1: cfg.L1, l2: cfg.L2, upstreams: cfg.Upstreams}); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
 

@@ -13,8 +13,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +21,9 @@ import (
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
+	"github.com/symcache/symcache/l1"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 	"github.com/symcache/symcache/version"
@@ -34,13 +35,6 @@ const (
 	coinmPath = "/dapi/v1/exchangeInfo"
 )
 
-// clock is a settable time source shared by the cache, the fetch clients and
-// the handler.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // world is one test's surroundings: a fake Binance, maybe a real Redis, and
@@ -48,13 +42,29 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 type world struct {
 	tb       testing.TB
 	upstream *fetchtest.Upstream
-	redis    *l2test.Server // nil: no L2
-	clock    *clock
+	redis    *l2test.Server  // nil: no L2
+	clock    *testutil.Clock // the real time, moved on by Advance
+
+	l1MaxBytes int64 // of the L1 of the Caches cache makes; if zero, l1's default
+
+	// The tiers of the Cache cache made last, for httpapi.Config.
+	l1        httpapi.L1Stats
+	l2        httpapi.L2Stats
+	upstreams map[exchangeinfo.Market]httpapi.UpstreamStats
+}
+
+// withTiers fills in cfg's tiers, when not set, with those of the Cache
+// made last.
+func (w *world) withTiers(cfg httpapi.Config) httpapi.Config {
+	if cfg.L1 == nil && cfg.L2 == nil && cfg.Upstreams == nil {
+		cfg.L1, cfg.L2, cfg.Upstreams = w.l1, w.l2, w.upstreams
+	}
+	return cfg
 }
 
 func newWorld(tb testing.TB, withRedis bool) *world {
 	tb.Helper()
-	w := &world{tb: tb, upstream: fetchtest.NewUpstream(tb), clock: new(clock)}
+	w := &world{tb: tb, upstream: fetchtest.NewUpstream(tb), clock: new(testutil.Clock)}
 	if withRedis {
 		w.redis = l2test.Start(tb)
 	}
@@ -75,15 +85,23 @@ func (w *world) cache(markets ...exchangeinfo.Market) *symcache.Cache {
 		Now:             w.clock.Now,
 	}
 	gate := fetch.NewGate()
+	w.upstreams = make(map[exchangeinfo.Market]httpapi.UpstreamStats)
 	for _, m := range markets {
 		up, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{w.upstream.URL}, Gate: gate, Logger: discard(), Now: w.clock.Now})
 		if err != nil {
 			w.tb.Fatalf("fetch.New(%s) = %v", m, err)
 		}
-		cfg.Upstreams[m] = up
+		cfg.Upstreams[m], w.upstreams[m] = up, up
 	}
+	mem, err := l1.New(l1.Config{MaxBytes: w.l1MaxBytes})
+	if err != nil {
+		w.tb.Fatalf("l1.New = %v", err)
+	}
+	w.tb.Cleanup(mem.Close)
+	cfg.L1, w.l1, w.l2 = mem, mem, nil
 	if w.redis != nil {
-		cfg.L2 = l2.New(l2.Config{Client: w.redis.Client(w.tb), Logger: discard(), Timeout: time.Second}) // 3.7 MB of JSON under -race
+		store := l2.New(l2.Config{Client: w.redis.Client(w.tb), Logger: discard(), Timeout: time.Second}) // 3.7 MB of JSON under -race
+		cfg.L2, cfg.Coordinator, w.l2 = store, store, store
 	}
 	c, err := symcache.New(cfg)
 	if err != nil {
@@ -99,7 +117,7 @@ func (w *world) handler(c *symcache.Cache, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = discard()
 	}
-	h, err := httpapi.New(httpapi.Config{Cache: c, Logger: log, Now: w.clock.Now})
+	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: log, Now: w.clock.Now}))
 	if err != nil {
 		w.tb.Fatalf("httpapi.New = %v", err)
 	}
@@ -204,7 +222,7 @@ func TestExchangeInfo(t *testing.T) {
 		{usdmPath, "binance/usdm_exchangeinfo.json"}, // pretty-printed: served as is
 	} {
 		t.Run(tt.path, func(t *testing.T) {
-			want := fetchtest.Fixture(t, tt.fixture)
+			want := fixtures.Read(t, tt.fixture)
 			var etag string
 			for i, wantCache := range []string{"MISS", "HIT-L1", "HIT-L1"} {
 				resp, body := srv.get(tt.path, nil)
@@ -266,7 +284,7 @@ func TestExchangeInfo_COINM(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s = %d %s, want 200", coinmPath, resp.StatusCode, body)
 		}
-		if want := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json"); !bytes.Equal(body, want) {
+		if want := fixtures.Read(t, "binance/coinm_exchangeinfo.json"); !bytes.Equal(body, want) {
 			t.Errorf("GET %s body = %d bytes, want the fixture's %d", coinmPath, len(body), len(want))
 		}
 	})
@@ -284,7 +302,7 @@ func TestExchangeInfo_HitL2(t *testing.T) {
 	before := w.upstream.Requests(spotPath)
 
 	second := w.server(w.cache(), nil)
-	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	for i, wantCache := range []string{"HIT-L2", "HIT-L1"} {
 		resp, body := second.get(spotPath, nil)
 		if got := resp.Header.Get("X-Cache"); resp.StatusCode != http.StatusOK || got != wantCache {
@@ -341,7 +359,7 @@ func TestExchangeInfo_IfNoneMatch(t *testing.T) {
 			if tt.want == http.StatusNotModified && len(body) != 0 {
 				t.Errorf("GET %s If-None-Match %q body = %d bytes, want none", spotPath, tt.values, len(body))
 			}
-			if tt.want == http.StatusOK && !bytes.Equal(body, fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")) {
+			if tt.want == http.StatusOK && !bytes.Equal(body, fixtures.Read(t, "binance/spot_exchangeinfo.json")) {
 				t.Errorf("GET %s If-None-Match %q body differs from the fixture", spotPath, tt.values)
 			}
 		})
@@ -351,7 +369,7 @@ func TestExchangeInfo_IfNoneMatch(t *testing.T) {
 func TestExchangeInfo_Gzip(t *testing.T) {
 	w := newWorld(t, false)
 	srv := w.server(w.cache(), nil)
-	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	for _, tt := range []struct {
 		name     string
 		values   []string // Accept-Encoding header lines; none if nil
@@ -403,7 +421,7 @@ func TestExchangeInfo_Gzip(t *testing.T) {
 func TestExchangeInfo_Query(t *testing.T) {
 	w := newWorld(t, false)
 	srv := w.server(w.cache(), nil)
-	fixture := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	fixture := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	for _, tt := range []struct {
 		query   string
 		symbols []string
@@ -459,38 +477,16 @@ func TestExchangeInfo_Query(t *testing.T) {
 	}
 	// USD-M takes no parameters and ignores them, as Binance does.
 	resp, body := srv.get(usdmPath+"?symbol=BTCUSDT", nil)
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json")) {
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, fixtures.Read(t, "binance/usdm_exchangeinfo.json")) {
 		t.Errorf("GET %s?symbol=BTCUSDT = %d, %d bytes; want 200 and the full recorded body", usdmPath, resp.StatusCode, len(body))
 	}
-}
-
-// syncBuffer is a log sink for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) count(level string) int {
-	return strings.Count(b.String(), `"level":"`+level+`"`)
 }
 
 func TestExchangeInfo_Unavailable(t *testing.T) {
 	w := newWorld(t, false)
 	w.upstream.Set(spotPath, fetchtest.Response{Status: http.StatusServiceUnavailable, Body: []byte("<html>down</html>")})
-	var logs syncBuffer
-	srv := w.server(w.cache(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	var logs testutil.LogBuffer
+	srv := w.server(w.cache(), logs.Logger())
 
 	resp, body := srv.get(spotPath, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable {
@@ -502,7 +498,7 @@ func TestExchangeInfo_Unavailable(t *testing.T) {
 	if code, msg := binanceError(t, spotPath, resp, body); code >= 0 || msg == "" {
 		t.Errorf("GET %s = {%d %q}, want a negative code and a message", spotPath, code, msg)
 	}
-	if n := logs.count("ERROR"); n != 1 {
+	if n := logs.Count(t, "level", "ERROR"); n != 1 {
 		t.Errorf("error records after one 503 = %d, want 1; logs:\n%s", n, logs.String())
 	}
 	if !strings.Contains(logs.String(), spotPath) || !strings.Contains(logs.String(), `"status":503`) {
@@ -512,7 +508,7 @@ func TestExchangeInfo_Unavailable(t *testing.T) {
 	// Client errors are not logged.
 	srv.get(spotPath+"?foo=1", nil)
 	srv.get("/nope", nil)
-	if n := logs.count("ERROR"); n != 1 {
+	if n := logs.Count(t, "level", "ERROR"); n != 1 {
 		t.Errorf("error records after a 400 and a 404 = %d, want still 1; logs:\n%s", n, logs.String())
 	}
 }
@@ -762,7 +758,7 @@ func TestMetrics_RefreshLock(t *testing.T) {
 
 func TestMetrics_Canceled(t *testing.T) {
 	w := newWorld(t, false)
-	w.upstream.Set(spotPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"), Delay: 200 * time.Millisecond})
+	w.upstream.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json"), Delay: 200 * time.Millisecond})
 	c := w.cache()
 	h := w.handler(c, nil)
 
@@ -821,7 +817,7 @@ func warmHandler(tb testing.TB) http.Handler {
 // symbol objects byte for byte as recorded.
 func FuzzExchangeInfoQuery(f *testing.F) {
 	h := warmHandler(f)
-	want := fetchtest.Fixture(f, "binance/spot_exchangeinfo.json")
+	want := fixtures.Read(f, "binance/spot_exchangeinfo.json")
 	f.Fuzz(func(t *testing.T, query, ifNoneMatch, acceptEncoding string) {
 		req := httptest.NewRequest(http.MethodGet, spotPath, nil)
 		req.URL.RawQuery = query
@@ -885,8 +881,8 @@ func FuzzExchangeInfoQuery(f *testing.F) {
 // A panicking handler answers 500 with Binance's body and is counted and
 // logged, instead of dropping the connection.
 func TestPanicIsA500(t *testing.T) {
-	var logs bytes.Buffer
-	e, err := httpapi.New(httpapi.Config{Cache: panicking{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	var logs testutil.LogBuffer
+	e, err := httpapi.New(httpapi.Config{Cache: panicking{}, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -900,7 +896,18 @@ func TestPanicIsA500(t *testing.T) {
 	}
 }
 
-type panicking struct{}
+type panicking struct{ noAdmin }
+
+// noAdmin gives a test Backend the admin methods, which its tests never call.
+type noAdmin struct{}
+
+func (noAdmin) Markets() []exchangeinfo.Market { return nil }
+func (noAdmin) Refresh(context.Context, exchangeinfo.Market) (symcache.Result, error) {
+	panic("Refresh not expected")
+}
+func (noAdmin) Invalidate(context.Context, exchangeinfo.Market, bool) (bool, error) {
+	panic("Invalidate not expected")
+}
 
 func (panicking) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) { panic("boom") }
 func (panicking) Ready() ([]symcache.MarketState, bool)                             { return nil, false }
@@ -922,11 +929,31 @@ func TestUnknownParameter(t *testing.T) {
 	}
 }
 
-// TestMetrics_Documented checks that the README's metric table and /metrics
+// TestMetrics_L1DroppedSets checks that a snapshot L1 cannot hold is
+// counted, and still served.
+func TestMetrics_L1DroppedSets(t *testing.T) {
+	w := newWorld(t, false)
+	w.l1MaxBytes = 1 << 20 // the spot snapshot is 3.7 MB
+	srv := w.server(w.cache(), nil)
+	for range 2 {
+		if resp, _ := srv.get(spotPath, nil); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Cache") == "HIT-L1" {
+			t.Fatalf("GET %s = %d %s, want 200 and not from L1", spotPath, resp.StatusCode, resp.Header.Get("X-Cache"))
+		}
+	}
+	m := scrape(t, srv)
+	if got := m["symcache_l1_dropped_sets_total"]; got < 1 {
+		t.Errorf("symcache_l1_dropped_sets_total = %v, want at least 1 (the spot snapshot is larger than L1)", got)
+	}
+	if got := m["symcache_l1_bytes"]; got != 0 {
+		t.Errorf("symcache_l1_bytes = %v, want 0", got)
+	}
+}
+
+// TestMetrics_Documented checks that the metric table of docs/operations.md and /metrics
 // agree: after ordinary traffic over Redis every documented metric is
 // exported, and every symcache_ metric exported is documented.
 func TestMetrics_Documented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -937,12 +964,12 @@ func TestMetrics_Documented(t *testing.T) {
 		}
 	}
 	if len(documented) < 15 {
-		t.Fatalf("found %d metrics in the README's table, want the whole table", len(documented))
+		t.Fatalf("found %d metrics in the table of docs/operations.md, want the whole table", len(documented))
 	}
 
 	w := newWorld(t, true)
 	w.upstream.Set(usdmPath, fetchtest.Response{
-		Body:   fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json"),
+		Body:   fixtures.Read(t, "binance/usdm_exchangeinfo.json"),
 		Header: http.Header{"X-Mbx-Used-Weight-1m": {"12"}},
 	})
 	srv := w.server(w.cache(), nil)
@@ -962,18 +989,21 @@ func TestMetrics_Documented(t *testing.T) {
 	}
 	for name := range documented {
 		if !exported[name] {
-			t.Errorf("%s is in the README but not exported", name)
+			t.Errorf("%s is in docs/operations.md but not exported", name)
 		}
 	}
 	for name := range exported {
 		if !documented[name] {
-			t.Errorf("%s is exported but not in the README's table", name)
+			t.Errorf("%s is exported but not in the table of docs/operations.md", name)
 		}
 	}
 }
 
 // fixed is a Backend that always answers one snapshot from L1.
-type fixed struct{ s *exchangeinfo.Snapshot }
+type fixed struct {
+	noAdmin
+	s *exchangeinfo.Snapshot
+}
 
 func (f fixed) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) {
 	return symcache.Result{Snapshot: f.s, Source: symcache.HitL1, Expires: f.s.FetchedAt().Add(5 * time.Minute)}, nil
@@ -988,12 +1018,12 @@ func (fixed) Stats() []symcache.Stats               { return nil }
 // milliseconds, more under load); and that a client that accepts gzip gets
 // it, made then, once.
 func TestExchangeInfo_PlainNeverWaitsForGzip(t *testing.T) {
-	body := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	s, err := exchangeinfo.Parse(exchangeinfo.Spot, body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := httpapi.New(httpapi.Config{Cache: fixed{s}, Logger: discard()})
+	h, err := httpapi.New(httpapi.Config{Cache: fixed{s: s}, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,13 @@ package httpapi
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/version"
 )
 
 // buildInfo is symcache_build_info: 1, labelled with the build (as
-// `sidecar version` prints it), so that dashboards can join on the version.
+// `sidecar version` prints it and /admin/status shows it), so that
+// dashboards can join on the version.
 func buildInfo() prometheus.Collector {
 	b := version.Info()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -20,10 +21,14 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// cacheCollector turns the cache's own counters into Prometheus metrics at
-// scrape time, so the read path carries no Prometheus code.
+// cacheCollector turns the cache's and the tiers' own counters into
+// Prometheus metrics at scrape time, so the read path carries no
+// Prometheus code.
 type cacheCollector struct {
-	cache Backend
+	cache     Backend
+	l1        L1Stats
+	l2        L2Stats
+	upstreams map[exchangeinfo.Market]UpstreamStats
 }
 
 var (
@@ -47,6 +52,8 @@ var (
 		"Failed Redis calls by operation (get, decode, put, seed, lock, unlock, hold, meta, publish, ...).", []string{"operation"}, nil)
 	descL1Bytes = prometheus.NewDesc("symcache_l1_bytes",
 		"Bytes of snapshots held in L1 (their cost).", nil, nil)
+	descL1Dropped = prometheus.NewDesc("symcache_l1_dropped_sets_total",
+		"Snapshots L1 refused to hold, e.g. one larger than its budget (SYMCACHE_L1_MAX_BYTES).", nil, nil)
 	descUnavailable = prometheus.NewDesc("symcache_unavailable_total",
 		"Requests that found nothing to serve, by market.", []string{"market"}, nil)
 	descShared = prometheus.NewDesc("symcache_singleflight_shared_total",
@@ -62,56 +69,37 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes, descL1Dropped} {
 		ch <- d
 	}
 }
 
 func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
 	for _, s := range cc.cache.Stats() {
+		collectCounters(ch, &s)
 		m := string(s.Market)
-		counter(descHits, s.L1Hits, m, "l1")
-		counter(descHits, s.L2Hits, m, "l2")
-		counter(descMisses, s.L1Misses, m, "l1")
-		counter(descMisses, s.L2Misses, m, "l2")
-		counter(descL2Errors, s.L2Errors, m)
-		for outcome, n := range s.Fetches {
-			counter(descFetches, n, m, outcome)
+		if s.State.State != "empty" {
+			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.State.Age, m)
+			ch <- prometheus.MustNewConstMetric(descSymbols, prometheus.GaugeValue, float64(s.State.Symbols), m)
 		}
-		for r, n := range s.StaleByReason {
-			counter(descStale, n, m, r)
-		}
-		if u := s.Upstream; u != nil {
+		if up := cc.upstreams[s.Market]; up != nil {
+			u := up.Metrics()
 			for _, r := range u.Requests {
-				counter(descUpRequests, r.N, m, r.BaseURL, r.Code)
+				ch <- prometheus.MustNewConstMetric(descUpRequests, prometheus.CounterValue, float64(r.N), m, r.BaseURL, r.Code)
 			}
 			ch <- prometheus.MustNewConstHistogram(descUpLatency, u.Latency.Count, u.Latency.Sum, u.Latency.Cumulative(), m)
 			if !u.UsedWeightAt.IsZero() {
 				ch <- prometheus.MustNewConstMetric(descUsedWeight, prometheus.GaugeValue, float64(u.UsedWeight), m)
 			}
 		}
-		counter(descUnavailable, s.Unavailable, m)
-		counter(descShared, s.SharedWaits, m)
-		counter(descLock, s.LocksAcquired, m, "acquired")
-		counter(descLock, s.LockWaits, m, "waited")
-		counter(descLock, s.LockErrors, m, "error")
-		counter(descLock, s.LocksLost, m, "lost")
-		counter(descAdopted, s.Adopted, m)
-		if s.State.State != "empty" {
-			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, s.State.Age, m)
-			ch <- prometheus.MustNewConstMetric(descSymbols, prometheus.GaugeValue, float64(s.State.Symbols), m)
-		}
 	}
-	if tc, ok := cc.cache.(interface{ Tiers() symcache.Tiers }); ok {
-		t := tc.Tiers()
+	if t := readTiers(cc.l1, cc.l2); t != nil {
 		for op, n := range t.L2Errors {
-			counter(descRedisErrors, n, op)
+			ch <- prometheus.MustNewConstMetric(descRedisErrors, prometheus.CounterValue, float64(n), op)
 		}
-		if t.L1Bytes >= 0 {
-			ch <- prometheus.MustNewConstMetric(descL1Bytes, prometheus.GaugeValue, float64(t.L1Bytes))
+		if t.L1Bytes != nil {
+			ch <- prometheus.MustNewConstMetric(descL1Bytes, prometheus.GaugeValue, float64(*t.L1Bytes))
+			ch <- prometheus.MustNewConstMetric(descL1Dropped, prometheus.CounterValue, float64(*t.L1Dropped))
 		}
 	}
 }

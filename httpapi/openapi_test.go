@@ -41,6 +41,7 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // oaSpecFile is the OpenAPI document, relative to this package.
@@ -353,16 +354,15 @@ func TestOpenAPI_Document(t *testing.T) {
 var oaEchoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 
 // TestOpenAPI_Routes: every route echo serves is in the document, and every
-// operation of the document is served. The admin endpoints are being built
-// (issue 7): while echo serves none of /admin/, the document's are tolerated.
+// operation of the document is served.
 func TestOpenAPI_Routes(t *testing.T) {
 	doc := oaLoadSpec(t)
 	w := newWorld(t, false)
-	e, err := httpapi.New(httpapi.Config{Cache: w.cache(exchangeinfo.Spot, exchangeinfo.USDM, exchangeinfo.COINM), Logger: discard()})
+	e, err := httpapi.New(w.withTiers(httpapi.Config{Cache: w.cache(exchangeinfo.Spot, exchangeinfo.USDM, exchangeinfo.COINM), Logger: discard()}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	served, adminServed := map[string]bool{}, false
+	served := map[string]bool{}
 	for _, r := range e.Routes() {
 		if r.Method == echo.RouteNotFound {
 			// echo's catch-all of a group with middleware (/admin, /admin/*):
@@ -371,7 +371,6 @@ func TestOpenAPI_Routes(t *testing.T) {
 		}
 		path := oaEchoParam.ReplaceAllString(r.Path, "{$1}")
 		served[r.Method+" "+path] = true
-		adminServed = adminServed || strings.HasPrefix(path, "/admin/")
 	}
 	documented := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
@@ -385,14 +384,9 @@ func TestOpenAPI_Routes(t *testing.T) {
 		}
 	}
 	for _, route := range slices.Sorted(maps.Keys(documented)) {
-		if served[route] {
-			continue
+		if !served[route] {
+			t.Errorf("api/openapi.yaml documents %s, which echo does not serve", route)
 		}
-		if _, path, _ := strings.Cut(route, " "); strings.HasPrefix(path, "/admin/") && !adminServed {
-			t.Logf("%s is documented but not served yet (issue 7: no /admin/ route at all); tolerated", route)
-			continue
-		}
-		t.Errorf("api/openapi.yaml documents %s, which echo does not serve", route)
 	}
 }
 
@@ -404,7 +398,7 @@ func TestOpenAPI_Undocumented(t *testing.T) {
 	w := newWorld(t, false)
 	c := w.cache()
 	const token = "oa-Admin-Token_42"
-	e, err := httpapi.New(httpapi.Config{Cache: c, Logger: discard(), AdminToken: token})
+	e, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), AdminToken: token}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,8 +453,8 @@ func TestOpenAPI_Undocumented(t *testing.T) {
 // so that each answer validates quickly, with Redis for HIT-L2.
 func oaSmallWorld(t *testing.T) *world {
 	w := newWorld(t, true)
-	w.upstream.Set(spotPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), Gzip: true})
-	w.upstream.Set(usdmPath, fetchtest.Response{Body: fetchtest.Fixture(t, "binance/usdm_exchangeinfo_2024-02-12.json"), Gzip: true})
+	w.upstream.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), Gzip: true})
+	w.upstream.Set(usdmPath, fetchtest.Response{Body: fixtures.Read(t, "binance/usdm_exchangeinfo_2024-02-12.json"), Gzip: true})
 	return w
 }
 
@@ -773,7 +767,7 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		// A snapshot whose rules cannot be read (a tick size Binance would
 		// never send) makes /rules and /normalize a 500 for that symbol.
 		w := newWorld(t, false)
-		body := fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+		body := fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 		at := bytes.Index(body, []byte(`"symbol":"BTCUSDT"`))
 		tick := bytes.Index(body[at:], []byte(`"tickSize":"0.01000000"`))
 		if at < 0 || tick < 0 {
@@ -807,7 +801,7 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		c := w.cache() // spot and usdm
 		const token = "oa-Admin-Token_42"
 		admin := func(every time.Duration) *oaCheck {
-			e, err := httpapi.New(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, AdminToken: token, AdminRefreshEvery: every})
+			e, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, AdminToken: token, AdminRefreshEvery: every}))
 			if err != nil {
 				t.Fatal(err)
 			}

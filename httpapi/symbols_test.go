@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // spotSymbol is what the tests decode of each recorded spot symbol, with
@@ -31,7 +31,7 @@ func recordedSpot(t *testing.T) []spotSymbol {
 	var body struct {
 		Symbols []json.RawMessage `json:"symbols"`
 	}
-	if err := json.Unmarshal(fetchtest.Fixture(t, "binance/spot_exchangeinfo.json"), &body); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "binance/spot_exchangeinfo.json"), &body); err != nil {
 		t.Fatal(err)
 	}
 	out := make([]spotSymbol, len(body.Symbols))

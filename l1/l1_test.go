@@ -5,13 +5,13 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l1"
 )
 
 func snapshot(t testing.TB, m exchangeinfo.Market, name string, at time.Time) *exchangeinfo.Snapshot {
 	t.Helper()
-	s, err := exchangeinfo.Parse(m, fetchtest.Fixture(t, "binance/"+name), at)
+	s, err := exchangeinfo.Parse(m, fixtures.Read(t, "binance/"+name), at)
 	if err != nil {
 		t.Fatalf("Parse(%s) = %v", name, err)
 	}

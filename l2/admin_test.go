@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -14,7 +15,7 @@ func TestStore_DeleteCurrent(t *testing.T) {
 	srv := l2test.Start(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	body := fixture(t, "usdm_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/usdm_exchangeinfo.json")
 	for _, prefix := range []string{"", "app1:"} {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			s := l2.New(l2.Config{Client: rdb, Prefix: prefix, Logger: discard(), Timeout: time.Second})

@@ -2,7 +2,6 @@ package l2_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -11,21 +10,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
-
-// count returns how many records at level mention key.
-func (b *logBuffer) count(level, key string) int {
-	n := 0
-	for line := range strings.Lines(b.String()) {
-		var r map[string]any
-		if json.Unmarshal([]byte(line), &r) == nil && r["level"] == level && r["key"] == key {
-			n++
-		}
-	}
-	return n
-}
 
 // dialCounter is a go-redis Dialer that counts its calls.
 type dialCounter struct{ n atomic.Int64 }
@@ -66,8 +54,8 @@ func TestStore_readBudget(t *testing.T) {
 			srv := l2test.Start(t)
 			p := srv.Proxy(t)
 			rdb, dials := proxiedClient(t, p)
-			log, logs := newLogger()
-			s := l2.New(l2.Config{Client: rdb, Logger: log, Timeout: tt.budget})
+			logs := new(testutil.LogBuffer)
+			s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger(), Timeout: tt.budget})
 			ctx := context.Background()
 			want := envelope("spot", []byte(`{"symbols":[{"symbol":"ETHBTC"}]}`))
 			if err := s.Put(ctx, want, time.Minute); err != nil { // also pools a connection
@@ -101,10 +89,10 @@ func TestStore_readBudget(t *testing.T) {
 			if tt.budget > 0 {
 				wantWarns = 0
 			}
-			if n := logs.count("WARN", "symcache:{spot}:current"); n != wantWarns {
+			if n := logs.Count(t, "level", "WARN", "key", "symcache:{spot}:current"); n != wantWarns {
 				t.Errorf("%d Current calls logged %d WARN records with their key, want %d (one per call):\n%s", calls, n, wantWarns, logs)
 			}
-			if n := logs.count("WARN", "symcache:k"); n != wantWarns {
+			if n := logs.Count(t, "level", "WARN", "key", "symcache:k"); n != wantWarns {
 				t.Errorf("%d ReadJSON calls logged %d WARN records with their key, want %d:\n%s", calls, n, wantWarns, logs)
 			}
 			if !strings.Contains(logs.String(), `"market":"spot"`) && wantWarns > 0 {
@@ -147,8 +135,8 @@ func TestStore_readBudget_dialInProgress(t *testing.T) {
 		},
 	})
 	t.Cleanup(func() { close(release); rdb.Close() })
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: rdb, Logger: log})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger()})
 	if _, err := s.Current(context.Background(), "spot"); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
 		t.Errorf("Current with a dial that never ends = %v, want an error matching ErrMiss", err)
 	}
@@ -156,7 +144,7 @@ func TestStore_readBudget_dialInProgress(t *testing.T) {
 	if n := inProgress.Load(); n != 1 {
 		t.Errorf("dials in progress after Current returned = %d, want 1 (the read did not wait for it)", n)
 	}
-	if n := logs.count("WARN", "symcache:{spot}:current"); n != 1 {
+	if n := logs.Count(t, "level", "WARN", "key", "symcache:{spot}:current"); n != 1 {
 		t.Errorf("Current logged %d WARN records with its key, want 1:\n%s", n, logs)
 	}
 }
@@ -169,8 +157,8 @@ func TestStore_budgetDefaults(t *testing.T) {
 	srv := l2test.Start(t)
 	p := srv.Proxy(t)
 	rdb, _ := proxiedClient(t, p)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: rdb, Logger: log})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger()})
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil { // pools a connection: no handshake below
 		t.Fatal(err)
@@ -183,7 +171,7 @@ func TestStore_budgetDefaults(t *testing.T) {
 	if _, err := s.Current(ctx, "spot"); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
 		t.Errorf("Current through a 100ms delay = %v, want a miss (Timeout defaults to 50ms)", err)
 	}
-	if !logs.has("WARN", "symcache:{spot}:current") {
+	if !logged(t, logs, "WARN", "symcache:{spot}:current") {
 		t.Errorf("a read past its budget logged %s, want a WARN with its key", logs)
 	}
 	got, err := s.LastGood(ctx, "spot")
@@ -196,7 +184,7 @@ func TestStore_budgetDefaults(t *testing.T) {
 	if _, err := s.LastGood(ctx, "spot"); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
 		t.Errorf("LastGood with Redis stalled = %v, want a miss that wraps the cause, not a hang", err)
 	}
-	if !logs.has("WARN", "symcache:{spot}:last_good") {
+	if !logged(t, logs, "WARN", "symcache:{spot}:last_good") {
 		t.Errorf("a last_good read past its budget logged %s, want a WARN with its key", logs)
 	}
 	p.Resume()
@@ -212,8 +200,8 @@ func TestStore_writeBudget(t *testing.T) {
 	srv := l2test.Start(t)
 	p := srv.Proxy(t)
 	rdb, _ := proxiedClient(t, p)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: rdb, Logger: log, WriteTimeout: 100 * time.Millisecond})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger(), WriteTimeout: 100 * time.Millisecond})
 	ctx := context.Background()
 	p.Stall()
 	if err := s.Put(ctx, envelope("spot", []byte(`{}`)), time.Minute); err == nil || errors.Is(err, l2.ErrMiss) {
@@ -222,10 +210,10 @@ func TestStore_writeBudget(t *testing.T) {
 	if err := s.WriteJSON(ctx, "k", 1, 0); err == nil {
 		t.Errorf("WriteJSON to a stalled Redis = nil, want an error")
 	}
-	if n := logs.count("ERROR", "symcache:{spot}:current"); n != 1 {
+	if n := logs.Count(t, "level", "ERROR", "key", "symcache:{spot}:current"); n != 1 {
 		t.Errorf("Put logged %d ERROR records with its key, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("ERROR", "symcache:k"); n != 1 {
+	if n := logs.Count(t, "level", "ERROR", "key", "symcache:k"); n != 1 {
 		t.Errorf("WriteJSON logged %d ERROR records with its key, want 1:\n%s", n, logs)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -176,9 +177,9 @@ func TestStore_Meta(t *testing.T) {
 // that a watcher hears announcements again after Redis restarts.
 func TestStore_Watch(t *testing.T) {
 	srv := l2test.Start(t)
-	log, logs := newLogger()
+	logs := new(testutil.LogBuffer)
 	writer := l2.New(l2.Config{Client: srv.Client(t), Logger: discard()})
-	watcher := l2.New(l2.Config{Client: srv.Client(t), Logger: log})
+	watcher := l2.New(l2.Config{Client: srv.Client(t), Logger: logs.Logger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := watcher.Watch(ctx)

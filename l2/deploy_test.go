@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -42,7 +43,7 @@ func TestStore_cluster(t *testing.T) {
 		nodes[addr] = redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		defer nodes[addr].Close()
 	}
-	body := fixture(t, "usdm_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/usdm_exchangeinfo.json")
 	const current, lastGood = "symcache:{usdm}:current", "symcache:{usdm}:last_good"
 
 	for i, tt := range []struct{ name, url string }{
@@ -145,7 +146,7 @@ func TestStore_sentinel(t *testing.T) {
 	}
 	defer rdb.Close()
 	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second, WriteTimeout: 5 * time.Second})
-	want := envelope("usdm", fixture(t, "usdm_exchangeinfo.json"))
+	want := envelope("usdm", fixtures.Read(t, "binance/usdm_exchangeinfo.json"))
 	if err := s.Put(ctx, want, 5*time.Minute); err != nil {
 		t.Fatalf("Put = %v, want nil", err)
 	}
@@ -199,7 +200,7 @@ func TestStore_sentinelAuth(t *testing.T) {
 	cfg := l2test.SentinelConfig{Password: "data-Pa55:@", SentinelPassword: "sentinel-Pa55"}
 	d := l2test.StartSentinelWith(t, cfg)
 	ctx := context.Background()
-	want := envelope("usdm", fixture(t, "usdm_exchangeinfo.json"))
+	want := envelope("usdm", fixtures.Read(t, "binance/usdm_exchangeinfo.json"))
 	secrets := []string{cfg.Password, url.QueryEscape(cfg.Password), cfg.SentinelPassword}
 
 	for _, tt := range []struct {

@@ -2,8 +2,8 @@
 //
 // It has two halves:
 //
-//   - The JSON helpers [Store.ReadJSON] and [Store.WriteJSON] (the Python system's
-//     read_json / write_json): any value, as JSON, under a key with a TTL.
+//   - The JSON helpers [Store.ReadJSON] and [Store.WriteJSON] (read_json /
+//     write_json: reads degrade to a miss, writes report failure): any value, as JSON, under a key with a TTL.
 //   - The snapshot envelopes of one market: [Store.Put] writes <prefix>{market}:current
 //     (with a TTL), <prefix>{market}:last_good (no TTL) and the small hash
 //     <prefix>{market}:meta naming the snapshot, all at once and only when no later

@@ -38,7 +38,7 @@ const gzipLevel = gzip.DefaultCompression
 // maxInflated bounds a gunzipped value, against a decompression bomb.
 const maxInflated = 256 << 20
 
-// Envelope is the value stored for a market snapshot (SPEC "Redis layout").
+// Envelope is the value stored for a market snapshot (docs/design.md, "Redis layout").
 // ExchangeInfo is Binance's body exactly as received, stored and returned byte
 // for byte; it is never modified once cached, by this package or its callers.
 type Envelope struct {

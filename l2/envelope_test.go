@@ -5,9 +5,10 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 func TestKeepTrailingSpace(t *testing.T) {
@@ -101,10 +102,7 @@ func TestDecodeEnvelope_layouts(t *testing.T) {
 // that decodeEnvelope hands out as BodyGzip, and a BodyGzip given to
 // encodeEnvelope is stored as it is.
 func TestEnvelope_gzipMembers(t *testing.T) {
-	body, err := os.ReadFile("../testdata/binance/usdm_exchangeinfo.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := fixtures.Read(t, "binance/usdm_exchangeinfo.json")
 	e := Envelope{Market: "usdm", FetchedAt: time.Date(2025, 12, 24, 7, 49, 9, 0, time.UTC), ServerTime: 1, ETag: `"e"`, ExchangeInfo: body}
 	v, err := encodeEnvelope(e, Gzip)
 	if err != nil {
@@ -248,10 +246,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 }
 
 func benchEnvelope(b *testing.B) Envelope {
-	body, err := os.ReadFile("../testdata/binance/spot_exchangeinfo.json") // 3.7 MB
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := fixtures.Read(b, "binance/spot_exchangeinfo.json") // 3.7 MB
 	return Envelope{Market: "spot", FetchedAt: time.Now(), ServerTime: 1766562549558, ETag: `"e"`, ExchangeInfo: body}
 }
 

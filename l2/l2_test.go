@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,36 +17,17 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
 
-// fixture returns a recorded Binance body from the repository's testdata.
-func fixture(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile("../testdata/binance/" + name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
-// logBuffer collects a Store's log records as JSON lines.
-type logBuffer struct{ bytes.Buffer }
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	buf := new(logBuffer)
-	return slog.New(slog.NewJSONHandler(buf, nil)), buf
-}
-
-// has reports whether a record at level mentions key, with tier "l2" and an err.
-func (b *logBuffer) has(level, key string) bool {
-	for line := range strings.Lines(b.String()) {
-		var r map[string]any
-		if json.Unmarshal([]byte(line), &r) != nil {
-			continue
-		}
+// logged reports whether logs hold a record at level about key, with tier
+// "l2" and an err.
+func logged(t *testing.T, logs *testutil.LogBuffer, level, key string) bool {
+	t.Helper()
+	for _, r := range logs.Records(t) {
 		if r["level"] == level && r["key"] == key && r["tier"] == "l2" && r["err"] != nil && r["err"] != "" {
 			return true
 		}
@@ -207,13 +187,13 @@ func ptr[T any](v T) *T { return &v }
 
 func TestStore_ReadJSON_miss(t *testing.T) {
 	srv := l2test.Start(t)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: srv.Client(t), Logger: log})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: srv.Client(t), Logger: logs.Logger()})
 	var v any
 	if err := s.ReadJSON(context.Background(), "absent", &v); err != l2.ErrMiss {
 		t.Errorf("ReadJSON(%q) = %v, want exactly ErrMiss", "absent", err)
 	}
-	if logs.Len() != 0 {
+	if logs.String() != "" {
 		t.Errorf("ReadJSON(%q) logged %s, want nothing for a plain miss", "absent", logs)
 	}
 }
@@ -234,8 +214,8 @@ func TestStore_ReadJSON_corrupt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log, logs := newLogger()
-			s := l2.New(l2.Config{Client: rdb, Logger: log})
+			logs := new(testutil.LogBuffer)
+			s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger()})
 			if err := rdb.Set(ctx, "symcache:bad", tt.value, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +224,7 @@ func TestStore_ReadJSON_corrupt(t *testing.T) {
 			if !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
 				t.Errorf("ReadJSON(%q) = %v, want an error matching ErrMiss that wraps the cause", "bad", err)
 			}
-			if !logs.has("WARN", "symcache:bad") {
+			if !logged(t, logs, "WARN", "symcache:bad") {
 				t.Errorf("ReadJSON(%q) logged %q, want a WARN with key symcache:bad", "bad", logs)
 			}
 		})
@@ -271,12 +251,12 @@ func TestStore_WriteJSON_errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log, logs := newLogger()
-			s := l2.New(l2.Config{Client: srv.Client(t), Logger: log})
+			logs := new(testutil.LogBuffer)
+			s := l2.New(l2.Config{Client: srv.Client(t), Logger: logs.Logger()})
 			if err := s.WriteJSON(context.Background(), "k", tt.v, tt.ttl); err == nil {
 				t.Errorf("WriteJSON(%q, %T, %v) = nil, want an error", "k", tt.v, tt.ttl)
 			}
-			if !logs.has("ERROR", "symcache:k") {
+			if !logged(t, logs, "ERROR", "symcache:k") {
 				t.Errorf("WriteJSON logged %q, want an ERROR with key symcache:k", logs)
 			}
 		})
@@ -287,10 +267,10 @@ func TestStore_WriteJSON_errors(t *testing.T) {
 // Redis, that reads are misses, and that the Store recovers when Redis returns.
 func TestStore_redisDown(t *testing.T) {
 	srv := l2test.Start(t)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: srv.Client(t), Logger: log, Timeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: srv.Client(t), Logger: logs.Logger(), Timeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
-	body := fixture(t, "spot_testnet_exchangeinfo_2021-07-11.json")
+	body := fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 	if err := s.Put(ctx, envelope("spot", body), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +281,7 @@ func TestStore_redisDown(t *testing.T) {
 	if err := s.ReadJSON(ctx, "k", &v); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
 		t.Errorf("ReadJSON(%q) with Redis down = %v, want an error matching ErrMiss that wraps the cause", "k", err)
 	}
-	if !logs.has("WARN", "symcache:k") {
+	if !logged(t, logs, "WARN", "symcache:k") {
 		t.Errorf("ReadJSON with Redis down logged %q, want a WARN with key symcache:k", logs)
 	}
 	for _, read := range []func(context.Context, string) (l2.Envelope, error){s.Current, s.LastGood} {
@@ -309,19 +289,19 @@ func TestStore_redisDown(t *testing.T) {
 			t.Errorf("Current/LastGood(%q) with Redis down = %v, want an error matching ErrMiss", "spot", err)
 		}
 	}
-	if !logs.has("WARN", "symcache:{spot}:last_good") {
+	if !logged(t, logs, "WARN", "symcache:{spot}:last_good") {
 		t.Errorf("LastGood with Redis down logged %q, want a WARN with its key", logs)
 	}
 	if err := s.WriteJSON(ctx, "k", 1, 0); err == nil || errors.Is(err, l2.ErrMiss) {
 		t.Errorf("WriteJSON(%q) with Redis down = %v, want an error, not a miss", "k", err)
 	}
-	if !logs.has("ERROR", "symcache:k") {
+	if !logged(t, logs, "ERROR", "symcache:k") {
 		t.Errorf("WriteJSON with Redis down logged %q, want an ERROR with key symcache:k", logs)
 	}
 	if err := s.Put(ctx, envelope("spot", body), time.Minute); err == nil {
 		t.Errorf("Put with Redis down = nil, want an error")
 	}
-	if !logs.has("ERROR", "symcache:{spot}:current") {
+	if !logged(t, logs, "ERROR", "symcache:{spot}:current") {
 		t.Errorf("Put with Redis down logged %q, want an ERROR with key symcache:{spot}:current", logs)
 	}
 	if err := s.Ping(ctx); err == nil {
@@ -366,15 +346,15 @@ func TestStore_Timeout(t *testing.T) {
 // TestStore_ReadJSON_canceled checks that a caller giving up is a miss, but not logged.
 func TestStore_ReadJSON_canceled(t *testing.T) {
 	srv := l2test.Start(t)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: srv.Client(t), Logger: log})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: srv.Client(t), Logger: logs.Logger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var v any
 	if err := s.ReadJSON(ctx, "k", &v); !errors.Is(err, l2.ErrMiss) || !errors.Is(err, context.Canceled) {
 		t.Errorf("ReadJSON with a canceled ctx = %v, want an error matching ErrMiss and context.Canceled", err)
 	}
-	if logs.Len() != 0 {
+	if logs.String() != "" {
 		t.Errorf("ReadJSON with a canceled ctx logged %s, want nothing", logs)
 	}
 }
@@ -388,8 +368,8 @@ func TestStore_noPassword(t *testing.T) {
 	const password = "hunter2-s3cret"
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: password, ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: rdb, Logger: log, Timeout: 300 * time.Millisecond})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger(), Timeout: 300 * time.Millisecond})
 	ctx := context.Background()
 	var errs []error
 	var v any
@@ -415,7 +395,7 @@ func TestStore_Put(t *testing.T) {
 	// 1.7 MB of JSON: a GET takes about 10ms under -race, near the 50ms default on a busy machine.
 	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second})
 	ctx := context.Background()
-	body := fixture(t, "usdm_exchangeinfo.json") // pretty-printed, with \u escapes
+	body := fixtures.Read(t, "binance/usdm_exchangeinfo.json") // pretty-printed, with \u escapes
 	if !bytes.Contains(body, []byte("\n    ")) || !bytes.Contains(body, []byte(`\u`)) {
 		t.Fatal("usdm_exchangeinfo.json is no longer pretty-printed with \\u escapes")
 	}
@@ -437,7 +417,7 @@ func TestStore_Put(t *testing.T) {
 		t.Errorf("TTL(last_good) = %v, %v, want -1 (no expiry)", d, err)
 	}
 
-	// The raw value, decoded independently of l2: the layout of SPEC.md.
+	// The raw value, decoded independently of l2: the documented layout (docs/design.md).
 	raw, err := rdb.Get(ctx, "symcache:{usdm}:current").Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +483,7 @@ func TestStore_Put_gzip(t *testing.T) {
 	srv := l2test.Start(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	body := fixture(t, "spot_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Encoding: l2.Gzip})
 	if err := s.Put(ctx, envelope("spot", body), time.Minute); err != nil {
 		t.Fatalf("Put = %v, want nil", err)
@@ -542,7 +522,7 @@ func TestStore_Put_gzip(t *testing.T) {
 func TestStore_mixedEncodings(t *testing.T) {
 	srv := l2test.Start(t)
 	ctx := context.Background()
-	body := fixture(t, "coinm_exchangeinfo.json")
+	body := fixtures.Read(t, "binance/coinm_exchangeinfo.json")
 	for _, w := range []l2.Encoding{l2.JSON, l2.Gzip} {
 		for _, r := range []l2.Encoding{l2.JSON, l2.Gzip} {
 			t.Run(string(w)+" read by "+string(r), func(t *testing.T) {
@@ -589,8 +569,8 @@ func TestStore_Current_corrupt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log, logs := newLogger()
-			s := l2.New(l2.Config{Client: rdb, Logger: log})
+			logs := new(testutil.LogBuffer)
+			s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger()})
 			if err := rdb.Set(ctx, "symcache:{spot}:current", tt.value, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -598,7 +578,7 @@ func TestStore_Current_corrupt(t *testing.T) {
 			if !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
 				t.Errorf("Current(%q) = %v, want an error matching ErrMiss that wraps the cause", "spot", err)
 			}
-			if !logs.has("WARN", "symcache:{spot}:current") || !strings.Contains(logs.String(), `"market":"spot"`) {
+			if !logged(t, logs, "WARN", "symcache:{spot}:current") || !strings.Contains(logs.String(), `"market":"spot"`) {
 				t.Errorf("Current(%q) logged %q, want a WARN with market and key", "spot", logs)
 			}
 
@@ -625,14 +605,14 @@ func TestStore_Current_corrupt(t *testing.T) {
 
 func TestStore_Current_miss(t *testing.T) {
 	srv := l2test.Start(t)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: srv.Client(t), Logger: log})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: srv.Client(t), Logger: logs.Logger()})
 	for name, read := range map[string]func(context.Context, string) (l2.Envelope, error){"Current": s.Current, "LastGood": s.LastGood} {
 		if _, err := read(context.Background(), "spot"); err != l2.ErrMiss {
 			t.Errorf("%s(%q) = %v, want exactly ErrMiss", name, "spot", err)
 		}
 	}
-	if logs.Len() != 0 {
+	if logs.String() != "" {
 		t.Errorf("a plain miss logged %s, want nothing", logs)
 	}
 }
@@ -660,8 +640,8 @@ func TestStore_Put_refuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log, logs := newLogger()
-			s := l2.New(l2.Config{Client: rdb, Logger: log})
+			logs := new(testutil.LogBuffer)
+			s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger()})
 			e := good
 			tt.edit(&e)
 			if err := s.Put(ctx, e, tt.ttl); err == nil {
@@ -750,8 +730,8 @@ func TestStore_Put_atomic(t *testing.T) {
 func TestStore_Put_superseded(t *testing.T) {
 	srv := l2test.Start(t)
 	rdb := srv.Client(t)
-	log, logs := newLogger()
-	s := l2.New(l2.Config{Client: rdb, Logger: log})
+	logs := new(testutil.LogBuffer)
+	s := l2.New(l2.Config{Client: rdb, Logger: logs.Logger()})
 	ctx := context.Background()
 	newer := envelope("usdm", []byte(`{"v":"newer"}`))
 	older := envelope("usdm", []byte(`{"v":"older"}`))
@@ -841,27 +821,27 @@ func TestStore_Ping(t *testing.T) {
 }
 
 // benchInputs are the answers the size-scaling benchmarks run on: the
-// recorded ones and the spot one grown to about 15 MB (fetchtest.Grow).
+// recorded ones and the spot one grown to about 15 MB (fixtures.Grow).
 func benchInputs(b *testing.B) []struct {
 	name, market string
 	body         []byte
 } {
-	spot := fixture(b, "spot_exchangeinfo.json")
+	spot := fixtures.Read(b, "binance/spot_exchangeinfo.json")
 	return []struct {
 		name, market string
 		body         []byte
 	}{
 		{"spot", "spot", spot},
-		{"usdm", "usdm", fixture(b, "usdm_exchangeinfo.json")},
-		{"coinm", "coinm", fixture(b, "coinm_exchangeinfo.json")},
-		{"spot-15MB", "spot", fetchtest.Grow(b, spot, 15<<20)},
+		{"usdm", "usdm", fixtures.Read(b, "binance/usdm_exchangeinfo.json")},
+		{"coinm", "coinm", fixtures.Read(b, "binance/coinm_exchangeinfo.json")},
+		{"spot-15MB", "spot", fixtures.Grow(b, spot, 15<<20)},
 	}
 }
 
 // BenchmarkPut measures write_json of a snapshot envelope — Put, both keys in
 // one MULTI/EXEC on a real redis-server — per answer and encoding, next to
 // the seed system's way in the same run: encoding/json marshalling the whole
-// answer from typed structs (fetchtest.ExchangeInfo) and one SET.
+// answer from typed structs (fixtures.ExchangeInfo) and one SET.
 func BenchmarkPut(b *testing.B) {
 	srv := l2test.Start(b)
 	rdb := srv.Client(b)
@@ -882,7 +862,7 @@ func BenchmarkPut(b *testing.B) {
 				})
 			}
 			b.Run("baseline-encoding-json-struct", func(b *testing.B) {
-				var info fetchtest.ExchangeInfo
+				var info fixtures.ExchangeInfo
 				if err := json.Unmarshal(in.body, &info); err != nil {
 					b.Fatal(err)
 				}
@@ -939,7 +919,7 @@ func BenchmarkCurrent(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					var info fetchtest.ExchangeInfo
+					var info fixtures.ExchangeInfo
 					if err := json.Unmarshal(v, &info); err != nil {
 						b.Fatal(err)
 					}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -41,7 +42,7 @@ func TestStore_TLS(t *testing.T) {
 	}
 	defer rdb.Close()
 	s := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second})
-	want := envelope("usdm", fixture(t, "usdm_exchangeinfo.json"))
+	want := envelope("usdm", fixtures.Read(t, "binance/usdm_exchangeinfo.json"))
 	if err := s.Put(context.Background(), want, time.Minute); err != nil {
 		t.Fatalf("Put over TLS = %v", err)
 	}

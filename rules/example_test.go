@@ -15,7 +15,7 @@ import (
 // quantity down to the 0.00001 step, and every filter passes.
 func ExampleRules_Normalize() {
 	// The recorded spot answer (an Example has no testing.TB for
-	// fetchtest.Fixture, so it reads the file itself).
+	// fixtures.Read, so it reads the file itself).
 	body, err := os.ReadFile("../testdata/binance/spot_exchangeinfo.json")
 	if err != nil {
 		log.Fatal(err)

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/rules"
 )
 
-// fixtures are the recorded Binance answers, by market.
-var fixtures = []struct {
+// recordings are the recorded Binance answers, by market.
+var recordings = []struct {
 	market exchangeinfo.Market
 	file   string
 }{
@@ -36,7 +36,7 @@ func snapshot(t testing.TB, m exchangeinfo.Market, file string) *exchangeinfo.Sn
 	if s, ok := snapshots[file]; ok {
 		return s
 	}
-	s, err := exchangeinfo.Parse(m, fetchtest.Fixture(t, "binance/"+file), time.Now())
+	s, err := exchangeinfo.Parse(m, fixtures.Read(t, "binance/"+file), time.Now())
 	if err != nil {
 		t.Fatalf("Parse(%s) = %v", file, err)
 	}
@@ -227,7 +227,7 @@ func TestFor(t *testing.T) {
 // TestFor_everySymbol reads every symbol of every fixture: no error, and the
 // same rules as a plain encoding/json decoding of the object.
 func TestFor_everySymbol(t *testing.T) {
-	for _, fx := range fixtures {
+	for _, fx := range recordings {
 		t.Run(fx.file, func(t *testing.T) {
 			s := snapshot(t, fx.market, fx.file)
 			for _, sym := range s.Symbols() {
@@ -615,7 +615,7 @@ func TestRules_Normalize_properties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	sides := []rules.Side{"", rules.Buy, rules.Sell}
 	var orders int
-	for _, fx := range fixtures {
+	for _, fx := range recordings {
 		s := snapshot(t, fx.market, fx.file)
 		for _, sym := range s.Symbols() {
 			r, err := rules.For(fx.market, sym)
@@ -653,7 +653,7 @@ func TestRules_Normalize_properties(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d random orders on every symbol of %d fixtures", orders, len(fixtures))
+	t.Logf("%d random orders on every symbol of %d fixtures", orders, len(recordings))
 }
 
 func checkProperties(t *testing.T, r rules.Rules, o rules.Order, price, lot, mkt refGrid, minN, maxN *big.Rat) {

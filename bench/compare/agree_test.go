@@ -14,11 +14,12 @@ import (
 
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // TestReference checks that the typed model really covers the answers: the
 // counts and a few values known from testdata/binance/SOURCES.md, and no
-// member of a symbol or filter object that ExchangeInfo lacks.
+// member of a symbol or filter object that fixtures.ExchangeInfo lacks.
 func TestReference(t *testing.T) {
 	spot := inputs[0].reference(t)
 	if got := len(spot.Symbols); got != 2292 {
@@ -57,7 +58,7 @@ func TestReference(t *testing.T) {
 		}
 		return m
 	}
-	topKnown, symKnown, filterKnown := known(ExchangeInfo{}), known(Symbol{}), known(Filter{})
+	topKnown, symKnown, filterKnown := known(fixtures.ExchangeInfo{}), known(fixtures.Symbol{}), known(fixtures.Filter{})
 	for _, in := range inputs[:3] {
 		var top map[string]any
 		if err := stdjson.Unmarshal(in.body(t), &top); err != nil {
@@ -65,7 +66,7 @@ func TestReference(t *testing.T) {
 		}
 		for k := range top {
 			if !topKnown[k] {
-				t.Errorf("%s: top-level %q is not in ExchangeInfo", in.name, k)
+				t.Errorf("%s: top-level %q is not in fixtures.ExchangeInfo", in.name, k)
 			}
 		}
 		for _, s := range top["symbols"].([]any) {
@@ -94,7 +95,7 @@ func TestLibrariesAgree(t *testing.T) {
 		want := in.reference(t)
 		for _, c := range Codecs[1:] {
 			t.Run(c.Name+"/"+in.name, func(t *testing.T) {
-				got := new(ExchangeInfo)
+				got := new(fixtures.ExchangeInfo)
 				if err := c.Unmarshal(in.body(t), got); err != nil {
 					t.Fatalf("Unmarshal: %v", err)
 				}
@@ -141,7 +142,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Marshal: %v", err)
 				}
-				got := new(ExchangeInfo)
+				got := new(fixtures.ExchangeInfo)
 				if err := Codecs[0].Unmarshal(out, got); err != nil {
 					t.Fatalf("encoding/json cannot decode the output: %v", err)
 				}
@@ -201,12 +202,12 @@ func TestParseAgrees(t *testing.T) {
 // filter field, one missing element, one nil-versus-empty slice.
 func TestComparisonCatchesDifference(t *testing.T) {
 	want := inputs[0].reference(t)
-	for name, change := range map[string]func(*ExchangeInfo){
-		"filter field":        func(v *ExchangeInfo) { v.Symbols[100].Filters[2].Limit++ },
-		"missing symbol":      func(v *ExchangeInfo) { v.Symbols = v.Symbols[:len(v.Symbols)-1] },
-		"nil exchangeFilters": func(v *ExchangeInfo) { v.ExchangeFilters = nil },
+	for name, change := range map[string]func(*fixtures.ExchangeInfo){
+		"filter field":        func(v *fixtures.ExchangeInfo) { v.Symbols[100].Filters[2].Limit++ },
+		"missing symbol":      func(v *fixtures.ExchangeInfo) { v.Symbols = v.Symbols[:len(v.Symbols)-1] },
+		"nil exchangeFilters": func(v *fixtures.ExchangeInfo) { v.ExchangeFilters = nil },
 	} {
-		got := new(ExchangeInfo)
+		got := new(fixtures.ExchangeInfo)
 		if err := Codecs[0].Unmarshal(inputs[0].body(t), got); err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +255,7 @@ func TestGzipRoundTrip(t *testing.T) {
 
 // diff reports the first difference between want and got (its path, such
 // as Symbols[5].Filters[1].MinQty, and both values), or nil.
-func diff(want, got *ExchangeInfo) error {
+func diff(want, got *fixtures.ExchangeInfo) error {
 	if reflect.DeepEqual(want, got) {
 		return nil
 	}

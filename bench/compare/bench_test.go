@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // Every benchmark runs on each of inputs, reports allocations and sets the
@@ -18,7 +19,7 @@ import (
 // sink keeps results alive so the compiler cannot drop the work.
 var sink any
 
-// BenchmarkDecode decodes the whole answer into ExchangeInfo with each
+// BenchmarkDecode decodes the whole answer into fixtures.ExchangeInfo with each
 // library; lib=parse is the project's exchangeinfo.Parse (validate and
 // index, no full decode) and lib=clone is bytes.Clone of the same bytes, the
 // floor for anything that reads every byte once and allocates its size.
@@ -30,7 +31,7 @@ func BenchmarkDecode(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(body)))
 				for b.Loop() {
-					v := new(ExchangeInfo)
+					v := new(fixtures.ExchangeInfo)
 					if err := c.Unmarshal(body, v); err != nil {
 						b.Fatal(err)
 					}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // input is one answer the benchmarks run on.
@@ -13,11 +13,11 @@ type input struct {
 	name   string
 	market exchangeinfo.Market
 	file   string // under testdata/
-	grow   int    // when > 0, fetchtest.Grow(file's bytes, grow)
+	grow   int    // when > 0, fixtures.Grow(file's bytes, grow)
 }
 
 // inputs are the recorded spot, USD-M and COIN-M answers and the ~15 MB spot
-// answer fetchtest.Grow makes, which stands in for today's live spot answer.
+// answer fixtures.Grow makes, which stands in for today's live spot answer.
 var inputs = []input{
 	{name: "spot", market: exchangeinfo.Spot, file: "binance/spot_exchangeinfo.json"},
 	{name: "usdm", market: exchangeinfo.USDM, file: "binance/usdm_exchangeinfo.json"},
@@ -38,9 +38,9 @@ func (in input) body(tb testing.TB) []byte {
 	if b, ok := bodies[in.name]; ok {
 		return b
 	}
-	b := fetchtest.Fixture(tb, in.file)
+	b := fixtures.Read(tb, in.file)
 	if in.grow > 0 {
-		b = fetchtest.Grow(tb, b, in.grow)
+		b = fixtures.Grow(tb, b, in.grow)
 	}
 	bodies[in.name] = b
 	return b
@@ -48,12 +48,12 @@ func (in input) body(tb testing.TB) []byte {
 
 var (
 	refMu sync.Mutex
-	refs  = map[string]*ExchangeInfo{}
+	refs  = map[string]*fixtures.ExchangeInfo{}
 )
 
 // reference returns in decoded by encoding/json, decoded once per process.
 // Callers must not modify it.
-func (in input) reference(tb testing.TB) *ExchangeInfo {
+func (in input) reference(tb testing.TB) *fixtures.ExchangeInfo {
 	tb.Helper()
 	body := in.body(tb)
 	refMu.Lock()
@@ -61,7 +61,7 @@ func (in input) reference(tb testing.TB) *ExchangeInfo {
 	if v, ok := refs[in.name]; ok {
 		return v
 	}
-	v := new(ExchangeInfo)
+	v := new(fixtures.ExchangeInfo)
 	if err := Codecs[0].Unmarshal(body, v); err != nil {
 		tb.Fatalf("%s: encoding/json: %v", in.name, err)
 	}

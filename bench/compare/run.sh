@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-3}
 BENCHTIME=${BENCHTIME:-1s}
 mkdir -p results
 # The module builds against the parent repository's working tree (replace
-# => ../..), so a change there during the run (exchangeinfo, fetchtest.Grow)
+# => ../..), so a change there during the run (exchangeinfo, fixtures.Grow)
 # would mix two versions in one table: record its state at both ends.
 tree_state() {
 	if git -C ../.. rev-parse HEAD >/dev/null 2>&1; then

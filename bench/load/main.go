@@ -1,5 +1,5 @@
-// Command load is the helper of bench/load.sh, the load harness of SPEC
-// "Performance". The script starts the servers and runs wrk; this program
+// Command load is the helper of bench/load.sh, the load harness
+// of bench/README.md. The script starts the servers and runs wrk; this program
 // does the parts that are awkward in shell:
 //
 //	load freeports N                 print N free loopback TCP ports

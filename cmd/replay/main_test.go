@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 func TestRun(t *testing.T) {
@@ -20,7 +21,7 @@ func TestRun(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-dir", "../../testdata/binance", "-log", "json"}, pw)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-dir", fixtures.Path(t, "binance"), "-log", "json"}, pw)
 		pw.Close()
 	}()
 
@@ -62,7 +63,7 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET %s: %v", tt.path, err)
 		}
-		if want := fetchtest.Fixture(t, tt.fixture); resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		if want := fixtures.Read(t, tt.fixture); resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
 			t.Errorf("GET %s = %d, %d bytes, want 200, the fixture's %d bytes", tt.path, resp.StatusCode, len(body), len(want))
 		}
 	}
@@ -100,7 +101,7 @@ func TestRun_bad(t *testing.T) {
 		{"dir without recordings", []string{"-dir", "."}, "none of"},
 		{"log format", []string{"-log", "xml"}, "xml"},
 		{"addr", []string{"-addr", "localhost"}, "localhost"},
-		{"argument", []string{"-dir", "../../testdata/binance", "extra"}, "extra"},
+		{"argument", []string{"-dir", fixtures.Path(t, "binance"), "extra"}, "extra"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer

@@ -254,24 +254,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	gate := fetch.NewGate()
 	ups := make(map[exchangeinfo.Market]symcache.Upstream, len(cfg.markets))
+	upStats := make(map[exchangeinfo.Market]httpapi.UpstreamStats, len(cfg.markets))
 	for _, m := range cfg.markets {
 		c, err := fetch.New(fetch.Config{Market: m, BaseURLs: cfg.baseURLs[m], Gate: gate, Logger: log})
 		if err != nil {
 			return err
 		}
-		ups[m] = c
+		ups[m], upStats[m] = c, c
 	}
+	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats}
 	mem, err := l1.New(l1.Config{MaxBytes: cfg.l1MaxBytes})
 	if err != nil {
 		return err
 	}
 	defer mem.Close()
+	hcfg.L1 = mem
 	ccfg := symcache.Config{
 		Upstreams:       ups,
 		L1:              mem,
 		TTL:             cfg.ttl,
 		RefreshInterval: cfg.refresh,
-		StaleMax:        cmp.Or(cfg.staleMax, -1), // SPEC: 0 = no limit
+		StaleMax:        cmp.Or(cfg.staleMax, -1), // SYMCACHE_STALE_MAX=0: no limit
 		MaxSymbolLoss:   cfg.maxLoss,
 		Logger:          log,
 	}
@@ -290,14 +293,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			return err
 		}
 		defer rdb.Close()
-		ccfg.L2 = l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Timeout: cfg.l2Timeout, Logger: log})
+		store := l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Timeout: cfg.l2Timeout, Logger: log})
+		ccfg.L2, ccfg.Coordinator = store, store // with the other sidecars on this Redis
+		hcfg.L2 = store
 	}
 	cache, err := symcache.New(ccfg)
 	if err != nil {
 		return err
 	}
 	defer cache.Close()
-	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: log, AdminToken: cfg.adminToken})
+	hcfg.Cache = cache
+	h, err := httpapi.New(hcfg)
 	if err != nil {
 		return err
 	}

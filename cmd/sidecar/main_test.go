@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2/l2test"
 )
 
@@ -172,7 +173,7 @@ func TestRun_SentinelAuth(t *testing.T) {
 	upstream := fetchtest.NewUpstream(t)
 	cfg := l2test.SentinelConfig{Password: "data-Pa55", SentinelPassword: "s3nt1nel-Pa55"}
 	d := l2test.StartSentinelWith(t, cfg)
-	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	for _, tt := range []struct {
 		name string
 		env  map[string]string
@@ -236,20 +237,15 @@ type sidecar struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan int
-	out    *syncBuffer
+	out    *testutil.LogBuffer
 }
 
 func startSidecar(t *testing.T, env map[string]string) *sidecar {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	env["SYMCACHE_ADDR"] = addr
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sidecar{addr: addr, cancel: cancel, done: make(chan int, 1), out: &syncBuffer{}}
+	s := &sidecar{addr: addr, cancel: cancel, done: make(chan int, 1), out: new(testutil.LogBuffer)}
 	go func() { s.done <- run(ctx, nil, envFunc(env), s.out) }()
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(10 * time.Second)
@@ -316,9 +312,14 @@ func TestRun_EndToEnd(t *testing.T) {
 			"SYMCACHE_L2_TIMEOUT": "1s", // 3.7 MB of JSON under -race
 			"BINANCE_SPOT_URL":    upstream.URL,
 			"BINANCE_USDM_URL":    upstream.URL,
+			// No refresh tick during the test: with Redis, ticks fall at the
+			// start of each period, and one would fetch whenever the test
+			// crosses it.
+			"SYMCACHE_REFRESH_INTERVAL": "1h",
+			"SYMCACHE_TTL":              "2h",
 		}
 	}
-	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 
 	first := startSidecar(t, env())
 	resp, body := first.get(t, "/api/v3/exchangeInfo")
@@ -358,40 +359,20 @@ func TestRun_EndToEnd(t *testing.T) {
 // With Redis unreachable from the start, the sidecar serves from Binance.
 func TestRun_RedisDownAtStart(t *testing.T) {
 	upstream := fetchtest.NewUpstream(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testutil.FreeAddr(t)
 	s := startSidecar(t, map[string]string{
 		"REDIS_URL":        "redis://" + dead + "/0",
 		"BINANCE_SPOT_URL": upstream.URL,
 		"SYMCACHE_MARKETS": "spot",
 	})
 	resp, body := s.get(t, "/api/v3/exchangeInfo")
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")) {
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, fixtures.Read(t, "binance/spot_exchangeinfo.json")) {
 		t.Errorf("GET with Redis down = %d, %d bytes; want 200 and the recorded body", resp.StatusCode, len(body))
 	}
 	s.stop(t)
 	if !strings.Contains(s.out.String(), `"level":"WARN"`) {
 		t.Errorf("no warning logged with Redis down:\n%s", s.out.String())
 	}
-}
-
-// syncBuffer collects the program's output across goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestRun_BadStateDirAndLoss(t *testing.T) {
@@ -427,12 +408,10 @@ func TestSidecar_SIGTERMUnderLoad(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	upstream := fetchtest.NewUpstream(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "SYMCACHE_ADDR="+addr, "SYMCACHE_MARKETS=spot", "BINANCE_SPOT_URL="+upstream.URL, "REDIS_URL=")
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -440,7 +419,7 @@ func TestSidecar_SIGTERMUnderLoad(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	want := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
+	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/version"
 )
 
@@ -233,12 +234,7 @@ func TestHealthcheck_Sidecar(t *testing.T) {
 		t.Errorf("healthcheck -url /healthz = %d (%q), want 0", code, out)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadBinance := "http://" + ln.Addr().String()
-	ln.Close()
+	deadBinance := "http://" + testutil.FreeAddr(t)
 	down := startSidecar(t, map[string]string{"BINANCE_SPOT_URL": deadBinance, "SYMCACHE_MARKETS": "spot", "REDIS_URL": ""})
 	code, out := healthcheck(t, map[string]string{"SYMCACHE_ADDR": down.addr})
 	if code != 1 || !strings.Contains(out, "503") || !strings.Contains(out, "spot") {

@@ -1,11 +1,12 @@
 // Package fetchtest is test support for code that talks to Binance's
 // exchangeInfo endpoints, like net/http/httptest: a Handler that answers
 // Binance's three paths from canned Responses (status, headers, gzip, delay,
-// a body cut short) and counts requests, an Upstream that serves the
-// repository's recorded answers in testdata/binance/ on 127.0.0.1, and
-// Fixture, which reads those recordings.
+// a body cut short) and counts requests, and an Upstream that serves the
+// repository's recorded answers in testdata/binance/ on 127.0.0.1. The
+// recordings themselves are read through internal/fixtures.
 //
-// It imports only the standard library, so any package's tests can use it.
+// It imports only the standard library and internal/fixtures, so any
+// package's tests can use it.
 package fetchtest
 
 import (
@@ -19,13 +20,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/symcache/symcache/internal/fixtures"
 )
 
 // Binance's exchangeInfo paths, the same as exchangeinfo.Market.Path (which
@@ -43,45 +45,13 @@ var files = []struct{ path, name string }{
 	{COINMPath, "coinm_exchangeinfo.json"},
 }
 
-// Fixture returns the bytes of testdata/<name> at the repository root, e.g.
-// Fixture(t, "binance/spot_exchangeinfo.json"). It calls t.Fatal if the file
-// is missing. The returned slice is the caller's own.
+// Fixture is fixtures.Read, under the name the root package's tests still
+// call.
+//
+// Deprecated: use fixtures.Read. Fixture goes once no caller is left.
 func Fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	dir, err := testdataDir()
-	if err != nil {
-		t.Fatalf("fetchtest.Fixture(%q): %v", name, err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
-	if err != nil {
-		t.Fatalf("fetchtest.Fixture(%q): %v", name, err)
-	}
-	return b
-}
-
-// testdataDir finds the repository's testdata folder: two levels above this
-// source file, or, when the binary was built with -trimpath and the source
-// path is not a real one, the folder holding go.mod above the working
-// directory.
-func testdataDir() (string, error) {
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata")
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return dir, nil
-		}
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "testdata"), nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("no testdata folder: no go.mod above %s", wd)
-		}
-	}
+	return fixtures.Read(t, name)
 }
 
 // Response is one canned upstream answer.
@@ -285,11 +255,7 @@ type Upstream struct {
 // NewUpstream starts an Upstream, closed by t.Cleanup.
 func NewUpstream(t testing.TB) *Upstream {
 	t.Helper()
-	dir, err := testdataDir()
-	if err != nil {
-		t.Fatalf("fetchtest.NewUpstream: %v", err)
-	}
-	h, err := LoadDir(filepath.Join(dir, "binance"))
+	h, err := LoadDir(fixtures.Path(t, "binance"))
 	if err != nil {
 		t.Fatalf("fetchtest.NewUpstream: %v", err)
 	}

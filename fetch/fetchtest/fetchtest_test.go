@@ -15,14 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-func TestFixture(t *testing.T) {
-	b := Fixture(t, "binance/error_1121_invalid_symbol.json")
-	if got, want := string(b), `{"code":-1121,"msg":"Invalid symbol."}`; got != want {
-		t.Errorf("Fixture() = %q, want %q", got, want)
-	}
-}
+	"github.com/symcache/symcache/internal/fixtures"
+)
 
 // get sends a GET for path to srv with the given Accept-Encoding (none if
 // empty) and no transparent decompression.
@@ -56,7 +51,7 @@ func TestUpstream(t *testing.T) {
 		{COINMPath, "binance/coinm_exchangeinfo.json"},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
-			want := Fixture(t, tt.fixture)
+			want := fixtures.Read(t, tt.fixture)
 			resp, body, err := get(t, u.Server, tt.path, "")
 			if err != nil {
 				t.Fatalf("GET %s: %v", tt.path, err)

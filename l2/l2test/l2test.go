@@ -10,7 +10,6 @@ package l2test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/symcache/symcache/internal/testutil"
 )
 
 // readyTimeout bounds how long Start and Restart wait for PING to answer.
@@ -44,9 +44,9 @@ type Server struct {
 // process is one run of redis-server.
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer   // its stdout and stderr
-	done chan struct{} // closed when it has exited
-	err  error         // cmd.Wait's, once done is closed
+	out  *testutil.LogBuffer // its stdout and stderr
+	done chan struct{}       // closed when it has exited
+	err  error               // cmd.Wait's, once done is closed
 }
 
 // Start starts a redis-server and waits until it answers PING (up to 5s). The
@@ -156,7 +156,7 @@ func (s *Server) start() (*process, error) {
 		args = s.args
 	}
 	cmd := exec.Command("redis-server", args(s.port)...)
-	p := &process{cmd: cmd, out: new(syncBuffer), done: make(chan struct{})}
+	p := &process{cmd: cmd, out: new(testutil.LogBuffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = sysProcAttr() // dies with us, even if cleanups never run
 	if err := cmd.Start(); err != nil {
@@ -249,22 +249,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer that redis-server's output and the test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,0 +1,104 @@
+package symcache
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/symcache/symcache/exchangeinfo"
+)
+
+// Config configures a Cache. Only Upstreams is required.
+type Config struct {
+	// Upstreams has one entry per market to serve and keep warm.
+	Upstreams map[exchangeinfo.Market]Upstream
+	// L1 is the in-process tier. If nil, an *l1.Cache with its default
+	// budget, owned (and closed) by the Cache.
+	L1 Memory
+	// L2 is the shared tier. If nil, there is none: pass a nil interface,
+	// never a nil *l2.Store.
+	L2 Store
+	// Coordinator shares each market's upstream fetch with the other
+	// processes using the same Redis (an *l2.Store is one; pass the same
+	// value as L2): a refresh lock, refreshes aligned on the same moments,
+	// announcements of new snapshots, and a backoff for the whole
+	// deployment. If nil, this process fetches alone. It needs L2.
+	Coordinator Coordinator
+	// TTL is how long a snapshot stays fresh after it was fetched. If zero, 5m.
+	TTL time.Duration
+	// RefreshInterval is the background refresh period per market. If zero,
+	// 1m; if negative, there is no background refresh (nor warm-up at start).
+	RefreshInterval time.Duration
+	// StaleMax is the oldest snapshot still served when Binance fails. If
+	// zero, 24h; if negative, no limit.
+	StaleMax time.Duration
+	// FetchTimeout bounds one upstream fetch, all base URLs included, whoever
+	// waits for it; with a Coordinator, waiting for another process's fetch
+	// may add up to LockLease. A caller that gives up never ends a fetch
+	// that others wait for. If zero, 30s.
+	FetchTimeout time.Duration
+	// LockLease is the lease of the refresh lock (see Coordinator): the
+	// holder renews it every third of it while it fetches, and a process
+	// that dies while fetching keeps the others waiting this long at most.
+	// If zero, FetchTimeout plus a second, but at most three quarters of
+	// RefreshInterval.
+	LockLease time.Duration
+	// MaxSymbolLoss is the largest fraction of the last good snapshot's
+	// symbols a new answer may lack: an answer that lost more is rejected
+	// (a partial answer must not delist half the market for every client),
+	// unless the same answer keeps coming for at least a TTL, three times or
+	// more in a row. If zero, 0.5; if negative, any loss is accepted.
+	MaxSymbolLoss float64
+	// Disk keeps a last good copy per market outside the process. If nil,
+	// none. New loads it, and every snapshot fetched or read from L2 that is
+	// newer is saved to it.
+	Disk Disk
+	// Logger receives what would otherwise be invisible: stale answers,
+	// failed refreshes. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now tells the time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// withDefaults checks cfg and fills in the zero values as documented.
+func (cfg Config) withDefaults() (Config, error) {
+	if len(cfg.Upstreams) == 0 {
+		return cfg, errors.New("symcache: no upstreams configured")
+	}
+	for m, up := range cfg.Upstreams {
+		if !slices.Contains(exchangeinfo.Markets(), m) {
+			return cfg, errors.New("symcache: upstreams include an unknown market")
+		}
+		if up == nil {
+			return cfg, fmt.Errorf("symcache: nil upstream for %s", m)
+		}
+	}
+	if cfg.Coordinator != nil && cfg.L2 == nil {
+		return cfg, errors.New("symcache: a Coordinator needs an L2 Store")
+	}
+	if cfg.MaxSymbolLoss >= 1 {
+		return cfg, errors.New("symcache: MaxSymbolLoss must be below 1")
+	}
+	if cfg.TTL < 0 || cfg.FetchTimeout < 0 || cfg.LockLease < 0 {
+		return cfg, errors.New("symcache: TTL, FetchTimeout and LockLease must be positive")
+	}
+	cfg.TTL = cmp.Or(cfg.TTL, 5*time.Minute)
+	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, time.Minute)
+	cfg.StaleMax = cmp.Or(cfg.StaleMax, 24*time.Hour)
+	cfg.FetchTimeout = cmp.Or(cfg.FetchTimeout, 30*time.Second)
+	cfg.MaxSymbolLoss = cmp.Or(cfg.MaxSymbolLoss, 0.5)
+	if cfg.LockLease == 0 {
+		cfg.LockLease = cfg.FetchTimeout + time.Second
+		if cfg.RefreshInterval > 0 {
+			cfg.LockLease = min(cfg.LockLease, cfg.RefreshInterval*3/4)
+		}
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}
