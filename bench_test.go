@@ -7,15 +7,13 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch"
-	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
 
 // BenchmarkCache_Get_L1Hit is the composed Get when L1 holds a fresh snapshot.
 func BenchmarkCache_Get_L1Hit(b *testing.B) {
-	c := benchCache(b, fetchtest.NewUpstream(b).URL)
+	c := newWorld(b).process(symcache.Config{TTL: time.Hour}, markets(exchangeinfo.Spot))
 	if _, err := c.Get(context.Background(), exchangeinfo.Spot); err != nil {
 		b.Fatal(err)
 	}
@@ -26,25 +24,6 @@ func BenchmarkCache_Get_L1Hit(b *testing.B) {
 			b.Fatalf("Get = %v, %v; want HIT-L1", r.Source, err)
 		}
 	}
-}
-
-func benchCache(b *testing.B, upstreamURL string) *symcache.Cache {
-	b.Helper()
-	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{upstreamURL}, Logger: discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := symcache.New(symcache.Config{
-		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		RefreshInterval: -1,
-		TTL:             time.Hour,
-		Logger:          discard(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
 }
 
 // BenchmarkPromotion measures what an L2 hit costs a process with an empty

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,94 +22,13 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
-	"github.com/symcache/symcache/l2/l2test"
 )
 
-// clock is a settable time source shared by the cache and the fetch clients.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time              { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration)     { c.offset.Add(int64(d)) }
-func newClock() *clock                       { return &clock{} }
-func discard() *slog.Logger                  { return slog.New(slog.DiscardHandler) }
-func spotFixture(t testing.TB) []byte        { return fetchtest.Fixture(t, "binance/spot_exchangeinfo.json") }
-func usdmFixture(t testing.TB) []byte        { return fetchtest.Fixture(t, "binance/usdm_exchangeinfo.json") }
-func spotRequests(u *fetchtest.Upstream) int { return u.Requests(exchangeinfo.Spot.Path()) }
-
-// env is one test's world: a fake Binance, maybe a real Redis, and a clock.
-type env struct {
-	t        *testing.T
-	upstream *fetchtest.Upstream
-	redis    *l2test.Server // nil: no L2
-	rdb      *redis.Client
-	clock    *clock
-	log      *slog.Logger
-	encoding l2.Encoding // of L2 values; "" is l2's default
-}
-
-func newEnv(t *testing.T, withRedis bool) *env {
-	e := &env{t: t, upstream: fetchtest.NewUpstream(t), clock: newClock(), log: discard()}
-	if withRedis {
-		e.redis = l2test.Start(t)
-		e.rdb = e.redis.Client(t)
-	}
-	return e
-}
-
-// cache builds a Cache with its own L1 over the env's tiers; the background
-// refresher is off unless cfg says otherwise.
-func (e *env) cache(cfg symcache.Config) *symcache.Cache {
-	e.t.Helper()
-	gate := fetch.NewGate()
-	cfg.Upstreams = map[exchangeinfo.Market]symcache.Upstream{}
-	for _, m := range []exchangeinfo.Market{exchangeinfo.Spot, exchangeinfo.USDM} {
-		c, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{e.upstream.URL}, Gate: gate, Logger: e.log, Now: e.clock.Now})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		cfg.Upstreams[m] = c
-	}
-	if e.redis != nil {
-		store := l2.New(l2.Config{Client: e.rdb, Logger: e.log, Encoding: e.encoding, Timeout: time.Second}) // 3.7 MB of JSON under -race
-		cfg.L2, cfg.Coordinator = store, store
-	}
-	if cfg.RefreshInterval == 0 {
-		cfg.RefreshInterval = -1
-	}
-	cfg.Logger, cfg.Now = e.log, e.clock.Now
-	c, err := symcache.New(cfg)
-	if err != nil {
-		e.t.Fatalf("symcache.New = %v", err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func (e *env) raw(key string) []byte {
-	e.t.Helper()
-	b, err := e.rdb.Get(context.Background(), key).Bytes()
-	if err != nil {
-		e.t.Fatalf("redis GET %s: %v", key, err)
-	}
-	return b
-}
-
-func get(t *testing.T, c *symcache.Cache, m exchangeinfo.Market, want symcache.Source) symcache.Result {
-	t.Helper()
-	r, err := c.Get(context.Background(), m)
-	if err != nil {
-		t.Fatalf("Get(%s) = %v, want %v", m, err, want)
-	}
-	if r.Source != want {
-		t.Fatalf("Get(%s).Source = %v, want %v", m, r.Source, want)
-	}
-	return r
-}
-
 func TestCache_Get_EachTier(t *testing.T) {
-	e := newEnv(t, true)
-	c := e.cache(symcache.Config{})
+	e := newWorld(t, withRedis(relaxed))
+	c := e.process(symcache.Config{})
 
 	r := get(t, c, exchangeinfo.Spot, symcache.Miss)
 	if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
@@ -152,7 +70,7 @@ func TestCache_Get_EachTier(t *testing.T) {
 	}
 
 	// A second process (its own L1) answers from Redis, then from its L1.
-	c2 := e.cache(symcache.Config{})
+	c2 := e.process(symcache.Config{})
 	r2 := get(t, c2, exchangeinfo.Spot, symcache.HitL2)
 	get(t, c2, exchangeinfo.Spot, symcache.HitL1)
 	if !bytes.Equal(r2.Snapshot.Body(), spotFixture(t)) || r2.Snapshot.ETag() != r.Snapshot.ETag() {
@@ -174,9 +92,8 @@ func TestCache_Get_EachTier(t *testing.T) {
 // stores its snapshot's gzip as the value's middle member, and a process
 // promoting the value from L2 serves that member as it is.
 func TestCache_Get_GzipL2ServesStoredGzip(t *testing.T) {
-	e := newEnv(t, true)
-	e.encoding = l2.Gzip
-	r := get(t, e.cache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+	e := newWorld(t, withRedis(l2.Config{Encoding: l2.Gzip, Timeout: time.Second}))
+	r := get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
 	value := e.raw("symcache:{spot}:current")
 	at := bytes.Index(value, r.Snapshot.Gzip())
 	if at < 0 {
@@ -189,7 +106,7 @@ func TestCache_Get_GzipL2ServesStoredGzip(t *testing.T) {
 	if err := e.rdb.Set(context.Background(), "symcache:{spot}:current", value, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	r2 := get(t, e.cache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+	r2 := get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
 	if gz := r2.Snapshot.Gzip(); !bytes.Equal(gz, value[at:at+len(gz)]) || gz[4] == r.Snapshot.Gzip()[4] {
 		t.Fatalf("HIT-L2 snapshot's gzip is not the stored member")
 	}
@@ -206,8 +123,8 @@ func TestCache_Get_GzipL2ServesStoredGzip(t *testing.T) {
 }
 
 func TestCache_Get_WithoutRedis(t *testing.T) {
-	e := newEnv(t, false)
-	c := e.cache(symcache.Config{})
+	e := newWorld(t)
+	c := e.process(symcache.Config{})
 	get(t, c, exchangeinfo.USDM, symcache.Miss)
 	r := get(t, c, exchangeinfo.USDM, symcache.HitL1)
 	if !bytes.Equal(r.Snapshot.Body(), usdmFixture(t)) {
@@ -222,8 +139,8 @@ func TestCache_Get_WithoutRedis(t *testing.T) {
 }
 
 func TestCache_Get_ConcurrentColdRequestsFetchOnce(t *testing.T) {
-	e := newEnv(t, true)
-	c := e.cache(symcache.Config{})
+	e := newWorld(t, withRedis(relaxed))
+	c := e.process(symcache.Config{})
 	const callers = 200
 	var (
 		wg     sync.WaitGroup
@@ -276,32 +193,9 @@ func (m *memTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return rec.Result(), nil
 }
 
-func memCache(t *testing.T, tr *memTransport, cfg symcache.Config) *symcache.Cache {
-	t.Helper()
-	up, err := fetch.New(fetch.Config{
-		Market:     exchangeinfo.Spot,
-		BaseURLs:   []string{"http://binance.test"},
-		HTTPClient: &http.Client{Transport: tr},
-		Logger:     discard(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Upstreams = map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up}
-	cfg.Logger = discard()
-	if cfg.RefreshInterval == 0 {
-		cfg.RefreshInterval = -1
-	}
-	c, err := symcache.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func fixtureHandler(t *testing.T) http.Handler {
 	h := fetchtest.NewHandler()
-	h.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
+	h.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
 	return h
 }
 
@@ -309,7 +203,7 @@ func fixtureHandler(t *testing.T) http.Handler {
 func TestCache_Get_CallerThatGivesUpDoesNotCancelOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := &memTransport{h: fixtureHandler(t), release: make(chan struct{})}
-		c := memCache(t, tr, symcache.Config{})
+		c := newWorld(t, inMemory(tr)).process(symcache.Config{}, markets(exchangeinfo.Spot))
 		defer c.Close()
 
 		impatient, hangUp := context.WithCancel(context.Background())
@@ -339,7 +233,7 @@ func TestCache_Get_CallerThatGivesUpDoesNotCancelOthers(t *testing.T) {
 func TestCache_RefresherFetchesEveryInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := &memTransport{h: fixtureHandler(t)}
-		c := memCache(t, tr, symcache.Config{RefreshInterval: time.Minute, TTL: 5 * time.Minute})
+		c := newWorld(t, inMemory(tr)).process(symcache.Config{RefreshInterval: time.Minute, TTL: 5 * time.Minute}, markets(exchangeinfo.Spot))
 		synctest.Wait()
 		if n := tr.count.Load(); n != 1 {
 			t.Fatalf("upstream requests after start = %d, want 1 (warm-up)", n)
@@ -365,8 +259,8 @@ func TestCache_RefresherFetchesEveryInterval(t *testing.T) {
 }
 
 func TestCache_Get_UpstreamFailsServesLastGood(t *testing.T) {
-	e := newEnv(t, true)
-	c := e.cache(symcache.Config{})
+	e := newWorld(t, withRedis(relaxed))
+	c := e.process(symcache.Config{})
 	good := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 	e.clock.Advance(10 * time.Minute) // past the TTL
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{
@@ -393,7 +287,7 @@ func TestCache_Get_UpstreamFailsServesLastGood(t *testing.T) {
 	// process's failed fetch left the refresh lock as the deployment's
 	// backoff.
 	e.rdb.Del(context.Background(), "symcache:{spot}:current")
-	c2 := e.cache(symcache.Config{})
+	c2 := e.process(symcache.Config{})
 	r2 := get(t, c2, exchangeinfo.Spot, symcache.Stale)
 	if !bytes.Equal(r2.Snapshot.Body(), good.Body()) {
 		t.Error("stale answer from L2 last_good differs from the last good snapshot")
@@ -416,9 +310,9 @@ func TestCache_Get_UpstreamFailsServesLastGood(t *testing.T) {
 }
 
 func TestCache_Get_NothingToServe(t *testing.T) {
-	e := newEnv(t, true)
+	e := newWorld(t, withRedis(relaxed))
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusBadGateway})
-	c := e.cache(symcache.Config{})
+	c := e.process(symcache.Config{})
 	_, err := c.Get(context.Background(), exchangeinfo.Spot)
 	var ue *symcache.UnavailableError
 	if !errors.Is(err, symcache.ErrUnavailable) || !errors.As(err, &ue) || ue.RetryAfter < time.Second {
@@ -434,8 +328,8 @@ func TestCache_Get_NothingToServe(t *testing.T) {
 }
 
 func TestCache_Get_StaleMax(t *testing.T) {
-	e := newEnv(t, false)
-	c := e.cache(symcache.Config{StaleMax: time.Hour})
+	e := newWorld(t)
+	c := e.process(symcache.Config{StaleMax: time.Hour})
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusInternalServerError})
 	e.clock.Advance(30 * time.Minute)
@@ -448,7 +342,7 @@ func TestCache_Get_StaleMax(t *testing.T) {
 
 // An invalid upstream answer never replaces a good snapshot in any tier.
 func TestCache_Get_InvalidUpstreamOverwritesNothing(t *testing.T) {
-	good := fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+	good := fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 	tests := []struct {
 		name string
 		resp fetchtest.Response
@@ -459,18 +353,18 @@ func TestCache_Get_InvalidUpstreamOverwritesNothing(t *testing.T) {
 		{"no symbols", fetchtest.Response{Body: []byte(`{"timezone":"UTC","serverTime":1700000000000}`)}},
 		{"empty symbols", fetchtest.Response{Body: []byte(`{"timezone":"UTC","serverTime":1700000000000,"symbols":[]}`)}},
 		{"not json", fetchtest.Response{Body: []byte("Service Unavailable")}},
-		{"binance error with 200", fetchtest.Response{Body: fetchtest.Fixture(t, "binance/error_451_restricted_location.json")}},
+		{"binance error with 200", fetchtest.Response{Body: fixtures.Read(t, "binance/error_451_restricted_location.json")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, true)
+			e := newWorld(t, withRedis(relaxed))
 			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: good})
-			first := get(t, e.cache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss).Snapshot
+			first := get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.Miss).Snapshot
 			current, lastGood := e.raw("symcache:{spot}:current"), e.raw("symcache:{spot}:last_good")
 
 			e.upstream.Set(exchangeinfo.Spot.Path(), tt.resp)
 			e.clock.Advance(10 * time.Minute)
-			c := e.cache(symcache.Config{}) // a fresh L1: the read goes to Redis, then Binance
+			c := e.process(symcache.Config{}) // a fresh L1: the read goes to Redis, then Binance
 			r := get(t, c, exchangeinfo.Spot, symcache.Stale)
 			if !bytes.Equal(r.Snapshot.Body(), good) || r.Snapshot.ETag() != first.ETag() {
 				t.Error("stale answer is not the last good snapshot")
@@ -491,29 +385,10 @@ func TestCache_Get_InvalidUpstreamOverwritesNothing(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestCache_Get_RedisStoppedMidway(t *testing.T) {
-	e := newEnv(t, true)
-	var logs syncBuffer
-	e.log = slog.New(slog.NewJSONHandler(&logs, nil))
-	c := e.cache(symcache.Config{})
+	e := newWorld(t, withRedis(relaxed))
+	logs := e.logs
+	c := e.process(symcache.Config{})
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.redis.Stop()
 
@@ -543,8 +418,8 @@ func TestCache_Get_RedisStoppedMidway(t *testing.T) {
 }
 
 func TestCache_WarmUp(t *testing.T) {
-	e := newEnv(t, true)
-	first := e.cache(symcache.Config{RefreshInterval: time.Hour})
+	e := newWorld(t, withRedis(relaxed))
+	first := e.process(symcache.Config{RefreshInterval: time.Hour})
 	waitReady(t, first)
 	if n := spotRequests(e.upstream); n != 1 {
 		t.Fatalf("upstream requests after warm-up = %d, want 1", n)
@@ -560,7 +435,7 @@ func TestCache_WarmUp(t *testing.T) {
 
 	// A restarted process finds a fresh snapshot in Redis: it is ready at
 	// once, answers its first request from L2, and does not call Binance.
-	second := e.cache(symcache.Config{RefreshInterval: time.Hour})
+	second := e.process(symcache.Config{RefreshInterval: time.Hour})
 	waitReady(t, second)
 	get(t, second, exchangeinfo.Spot, symcache.HitL2)
 	if n := spotRequests(e.upstream); n != 1 {
@@ -589,5 +464,21 @@ func TestNew_Rejects(t *testing.T) {
 	}
 	if _, err := symcache.New(symcache.Config{Upstreams: map[exchangeinfo.Market]symcache.Upstream{"options": nil}}); err == nil {
 		t.Error("New with an unknown market = nil error, want an error")
+	}
+	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := l2.New(l2.Config{Client: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})})
+	ups := map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up}
+	if _, err := symcache.New(symcache.Config{Upstreams: ups, Coordinator: store}); err == nil {
+		t.Error("New with a Coordinator and no L2 = nil error, want an error")
+	}
+	for _, cfg := range []symcache.Config{{MaxSymbolLoss: 1}, {TTL: -time.Second}, {FetchTimeout: -time.Second}, {LockLease: -time.Second}} {
+		cfg.Upstreams = ups
+		if c, err := symcache.New(cfg); err == nil {
+			c.Close()
+			t.Errorf("New(%+v) = nil error, want an error", cfg)
+		}
 	}
 }

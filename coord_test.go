@@ -3,9 +3,6 @@ package symcache_test
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -13,76 +10,11 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
-
-// deployment is several processes' caches — each with its own L1, gate and
-// upstream client — sharing one real redis-server and one fake Binance that
-// notes when each request came.
-type deployment struct {
-	t        *testing.T
-	srv      *l2test.Server
-	upstream *fetchtest.Handler
-	url      string
-
-	timeout time.Duration // of L2 reads
-
-	mu    sync.Mutex
-	times map[string][]time.Time // request times per path
-}
-
-func newDeployment(t *testing.T) *deployment {
-	h, err := fetchtest.LoadDir(filepath.Join("testdata", "binance"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &deployment{t: t, srv: l2test.Start(t), upstream: h, timeout: time.Second, times: map[string][]time.Time{}}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.mu.Lock()
-		d.times[r.URL.Path] = append(d.times[r.URL.Path], time.Now())
-		d.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ts.Close)
-	d.url = ts.URL
-	return d
-}
-
-// process starts one more process of the deployment, serving markets
-// (spot and USD-M if none).
-func (d *deployment) process(cfg symcache.Config, markets ...exchangeinfo.Market) *symcache.Cache {
-	d.t.Helper()
-	gate := fetch.NewGate() // per process, as in separate sidecars
-	cfg.Upstreams = map[exchangeinfo.Market]symcache.Upstream{}
-	if len(markets) == 0 {
-		markets = []exchangeinfo.Market{exchangeinfo.Spot, exchangeinfo.USDM}
-	}
-	for _, m := range markets {
-		up, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{d.url}, Gate: gate, Logger: discard()})
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		cfg.Upstreams[m] = up
-	}
-	store := l2.New(l2.Config{Client: d.srv.Client(d.t), Logger: discard(), Timeout: d.timeout})
-	cfg.L2, cfg.Coordinator = store, store
-	cfg.Logger = discard()
-	c, err := symcache.New(cfg)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func (d *deployment) requests(m exchangeinfo.Market) []time.Time {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]time.Time(nil), d.times[m.Path()]...)
-}
 
 // TestDeployment_OneFetchPerInterval runs three processes against one Redis
 // over several refresh intervals: Binance sees one request per market per
@@ -92,20 +24,20 @@ func TestDeployment_OneFetchPerInterval(t *testing.T) {
 	// Periods long enough for a fetch, its gzip and its write under -race on
 	// a busy machine, well within the lease (three quarters of a period).
 	const interval = 2 * time.Second
-	markets := []exchangeinfo.Market{exchangeinfo.COINM}
-	d := newDeployment(t)
+	served := []exchangeinfo.Market{exchangeinfo.COINM}
+	d := newWorld(t, withRedis(relaxed))
 	// Start just after a period begins, so that the warm-up fetch and the
 	// first refresh fall in different periods.
 	time.Sleep(time.Until(time.Now().Truncate(interval).Add(interval + 100*time.Millisecond)))
 	start := time.Now()
 	var caches []*symcache.Cache
 	for range 3 {
-		caches = append(caches, d.process(symcache.Config{RefreshInterval: interval, TTL: time.Minute, FetchTimeout: time.Second}, markets...))
+		caches = append(caches, d.process(symcache.Config{RefreshInterval: interval, TTL: time.Minute, FetchTimeout: time.Second}, markets(served...)))
 	}
 	const periods = 4
 	time.Sleep(time.Until(start.Truncate(interval).Add(periods*interval + 600*time.Millisecond)))
 
-	for _, m := range markets {
+	for _, m := range served {
 		reqs := d.requests(m)
 		perPeriod := map[time.Time]int{}
 		for _, at := range reqs {
@@ -131,18 +63,18 @@ func TestDeployment_OneFetchPerInterval(t *testing.T) {
 				t.Errorf("%s: %d lock errors with Redis up", st.Market, st.LockErrors)
 			}
 		}
-		for _, m := range markets {
+		for _, m := range served {
 			r, err := c.Get(context.Background(), m)
 			if err != nil || r.Source != symcache.HitL1 {
 				t.Errorf("Get(%s) = %v, %v, want a HIT-L1", m, r.Source, err)
 			}
 		}
 	}
-	if acquired != uint64(len(markets))*(periods+1) {
-		t.Errorf("locks acquired = %d, want one per fetch (%d)", acquired, uint64(len(markets))*(periods+1))
+	if acquired != uint64(len(served))*(periods+1) {
+		t.Errorf("locks acquired = %d, want one per fetch (%d)", acquired, uint64(len(served))*(periods+1))
 	}
-	if adopted < uint64(len(markets))*2*periods {
-		t.Errorf("snapshots adopted from another process = %d, want at least %d", adopted, uint64(len(markets))*2*periods)
+	if adopted < uint64(len(served))*2*periods {
+		t.Errorf("snapshots adopted from another process = %d, want at least %d", adopted, uint64(len(served))*2*periods)
 	}
 }
 
@@ -150,7 +82,7 @@ func TestDeployment_OneFetchPerInterval(t *testing.T) {
 // stores a new snapshot every process serves it within a second, without
 // asking Binance.
 func TestDeployment_NewSnapshotReachesEveryL1(t *testing.T) {
-	d := newDeployment(t)
+	d := newWorld(t, withRedis(relaxed))
 	var caches []*symcache.Cache
 	for range 3 {
 		caches = append(caches, d.process(symcache.Config{RefreshInterval: -1, TTL: time.Hour}))
@@ -202,9 +134,9 @@ func TestDeployment_NewSnapshotReachesEveryL1(t *testing.T) {
 // TestDeployment_LockHolderDies checks that a process that took the
 // refresh lock and died keeps the others from Binance for one lease at most.
 func TestDeployment_LockHolderDies(t *testing.T) {
-	d := newDeployment(t)
+	d := newWorld(t, withRedis(relaxed))
 	const lease = 700 * time.Millisecond
-	dead := l2.New(l2.Config{Client: d.srv.Client(t), Logger: discard(), Timeout: time.Second})
+	dead := l2.New(l2.Config{Client: d.redis.Client(t), Logger: discard(), Timeout: time.Second})
 	token, _, err := dead.Lock(context.Background(), "spot", lease)
 	if err != nil || token == "" {
 		t.Fatalf("Lock = %q, %v", token, err)
@@ -231,10 +163,9 @@ func TestDeployment_LockHolderDies(t *testing.T) {
 // TestDeployment_RedisDownFetchesAlone checks the fallback: without Redis
 // each process fetches by itself, still once at a time.
 func TestDeployment_RedisDownFetchesAlone(t *testing.T) {
-	d := newDeployment(t)
-	d.timeout = 100 * time.Millisecond
+	d := newWorld(t, withRedis(l2.Config{Timeout: 100 * time.Millisecond}))
 	c := d.process(symcache.Config{RefreshInterval: -1})
-	d.srv.Stop()
+	d.redis.Stop()
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -258,35 +189,16 @@ func TestDeployment_RedisDownFetchesAlone(t *testing.T) {
 // key of the market in one slot.
 func TestDeployment_RedisCluster(t *testing.T) {
 	cluster := l2test.StartCluster(t)
-	h, err := fetchtest.LoadDir(filepath.Join("testdata", "binance"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := httptest.NewServer(h)
-	t.Cleanup(upstream.Close)
+	w := newWorld(t) // its processes' Redis is the cluster
+	h := w.upstream
 	process := func() *symcache.Cache {
 		rdb, err := l2.NewClient(cluster.URL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
-		up, err := fetch.New(fetch.Config{Market: exchangeinfo.USDM, BaseURLs: []string{upstream.URL}, Logger: discard()})
-		if err != nil {
-			t.Fatal(err)
-		}
 		store := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: time.Second})
-		c, err := symcache.New(symcache.Config{
-			Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.USDM: up},
-			L2:              store,
-			Coordinator:     store,
-			RefreshInterval: -1,
-			Logger:          discard(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		return w.process(symcache.Config{L2: store, Coordinator: store}, markets(exchangeinfo.USDM))
 	}
 	a, b := process(), process()
 	ra := get(t, a, exchangeinfo.USDM, symcache.Miss)
@@ -334,12 +246,12 @@ func TestDeployment_RedisCluster(t *testing.T) {
 // meanwhile; and that a lock lost anyway (deleted here, as a Redis that
 // lost its data would) is counted and logged, its late release harmless.
 func TestDeployment_SlowFetchKeepsTheLock(t *testing.T) {
-	d := newDeployment(t)
-	body := fetchtest.Fixture(t, "binance/coinm_exchangeinfo.json")
+	d := newWorld(t, withRedis(relaxed))
+	body := fixtures.Read(t, "binance/coinm_exchangeinfo.json")
 	d.upstream.Set(exchangeinfo.COINM.Path(), fetchtest.Response{Body: body, Delay: 600 * time.Millisecond})
-	c := d.process(symcache.Config{RefreshInterval: -1, LockLease: 200 * time.Millisecond}, exchangeinfo.COINM)
-	other := l2.New(l2.Config{Client: d.srv.Client(t), Logger: discard(), Timeout: time.Second})
-	rdb := d.srv.Client(t)
+	c := d.process(symcache.Config{RefreshInterval: -1, LockLease: 200 * time.Millisecond}, markets(exchangeinfo.COINM))
+	other := l2.New(l2.Config{Client: d.redis.Client(t), Logger: discard(), Timeout: time.Second})
+	rdb := d.redis.Client(t)
 	waitHeld := func() {
 		for deadline := time.Now().Add(5 * time.Second); rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val() == 0; time.Sleep(2 * time.Millisecond) {
 			if time.Now().After(deadline) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -16,83 +15,18 @@ import (
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/disk"
 	"github.com/symcache/symcache/exchangeinfo"
-	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
-	"github.com/symcache/symcache/l2"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 )
-
-// faultEnv is a cache over a real Redis whose spot upstream can be pointed
-// at a broken server, with the logs kept.
-type faultEnv struct {
-	*env
-	logs *syncBuffer
-	now  *manualClock // stands still unless advanced: backoff windows do not melt on a slow machine
-}
-
-// manualClock tells a time that moves only when advanced.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newFaultEnv(t *testing.T) *faultEnv {
-	e := &faultEnv{env: newEnv(t, true), logs: &syncBuffer{}, now: &manualClock{t: time.Now()}}
-	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
-	return e
-}
-
-// cacheWith builds a cache whose spot upstream is baseURL.
-func (e *faultEnv) cacheWith(baseURL string, fetchTimeout time.Duration) *symcache.Cache {
-	e.t.Helper()
-	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{baseURL}, Logger: e.log, Now: e.now.Now, Timeout: fetchTimeout})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	c, err := symcache.New(symcache.Config{
-		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}), // 3.7 MB of JSON under -race
-		RefreshInterval: -1,
-		FetchTimeout:    fetchTimeout,
-		Logger:          e.log,
-		Now:             e.now.Now,
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// closedURL is a loopback address where nothing listens: connection refused.
-func closedURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
 
 // Every upstream fault, after a good fetch: the client gets the last good
 // snapshot as STALE with a reason, the metrics count the outcome, something
 // is logged, and Redis still holds the good bytes.
 func TestFaults_Upstream(t *testing.T) {
-	good := fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json") // small: the race detector is slow on 3.7 MB
-	spot := fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")
-	restricted := fetchtest.Fixture(t, "binance/error_451_restricted_location.json")
+	good := fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json") // small: the race detector is slow on 3.7 MB
+	spot := fixtures.Read(t, "binance/spot_exchangeinfo.json")
+	restricted := fixtures.Read(t, "binance/error_451_restricted_location.json")
 	tests := []struct {
 		name    string
 		good    []byte // served first; if nil, good
@@ -112,31 +46,31 @@ func TestFaults_Upstream(t *testing.T) {
 		{name: "html 200", resp: fetchtest.Response{Body: []byte("<!doctype html><title>Binance</title>")}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
 		{name: "empty symbols", resp: fetchtest.Response{Body: []byte(`{"timezone":"UTC","serverTime":1,"symbols":[]}`)}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
 		{name: "missing symbols", resp: fetchtest.Response{Body: []byte(`{"timezone":"UTC","serverTime":1}`)}, reason: "upstream answer invalid", outcome: "invalid", log: "serving stale"},
-		{name: "most symbols lost", good: spot, resp: fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")}, reason: "upstream answer lost 2272 of 2292 symbols", outcome: "shrunk", log: "lost most symbols"},
+		{name: "most symbols lost", good: spot, resp: fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")}, reason: "upstream answer lost 2272 of 2292 symbols", outcome: "shrunk", log: "lost most symbols"},
 		{name: "451 restricted", resp: fetchtest.Response{Status: 451, Body: restricted}, reason: "upstream 451", outcome: "status", log: "451"},
 		{name: "429", resp: fetchtest.Response{Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: []byte(`{"code":-1003,"msg":"Too many requests."}`)}, reason: "upstream 429, retry after 30s", outcome: "rate_limited", log: "429"},
 		{name: "418", resp: fetchtest.Response{Status: 418, Header: http.Header{"Retry-After": {"120"}}, Body: []byte(`{"code":-1003,"msg":"IP banned."}`)}, reason: "upstream 418, retry after 2m0s", outcome: "rate_limited", log: "418"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newFaultEnv(t)
+			e := newWorld(t, withRedis(relaxed), standingClock())
 			first := good
 			if tt.good != nil {
 				first = tt.good
 			}
 			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: first})
-			c := e.cacheWith(e.upstream.URL, 2*time.Second)
+			c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(2*time.Second), alone())
 			served := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 			current, lastGood := e.raw("symcache:{spot}:current"), e.raw("symcache:{spot}:last_good")
 
 			url := e.upstream.URL
 			if tt.refused {
-				url = closedURL(t)
+				url = "http://" + testutil.FreeAddr(t)
 			} else {
 				e.upstream.Set(exchangeinfo.Spot.Path(), tt.resp)
 			}
-			e.now.Advance(6 * time.Minute) // past the TTL: the next Get asks Binance
-			c2 := e.cacheWith(url, 2*time.Second)
+			e.clock.Advance(6 * time.Minute) // past the TTL: the next Get asks Binance
+			c2 := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(url), fetchTimeout(2*time.Second), alone())
 			// c2 starts empty: give it the same last good in memory by a first read from Redis.
 			r := get(t, c2, exchangeinfo.Spot, symcache.Stale)
 			if !bytes.Equal(r.Snapshot.Body(), served.Body()) {
@@ -192,25 +126,25 @@ func hammer(t *testing.T, c *symcache.Cache, n, each int) {
 // No request reaches a host before its Retry-After has passed, however hard
 // the cache is hammered; then exactly one does.
 func TestFaults_RetryAfterIsHonoured(t *testing.T) {
-	e := newFaultEnv(t)
-	c := e.cacheWith(e.upstream.URL, 5*time.Second)
+	e := newWorld(t, withRedis(relaxed), standingClock())
+	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(5*time.Second), alone())
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: 429, Header: http.Header{"Retry-After": {"90"}}})
-	e.now.Advance(6 * time.Minute)
+	e.clock.Advance(6 * time.Minute)
 	get(t, c, exchangeinfo.Spot, symcache.Stale)
 	asked := e.upstream.Requests(exchangeinfo.Spot.Path())
 
 	since := time.Duration(0) // since the 429
 	for _, at := range []time.Duration{time.Second, 30 * time.Second, 89 * time.Second} {
-		e.now.Advance(at - since)
+		e.clock.Advance(at - since)
 		since = at
 		hammer(t, c, 100, 5)
 		if n := e.upstream.Requests(exchangeinfo.Spot.Path()); n != asked {
 			t.Fatalf("%v into a 90s Retry-After: upstream requests = %d, want %d", at, n, asked)
 		}
 	}
-	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_exchangeinfo.json")})
-	e.now.Advance(2 * time.Second) // 91 s after the 429
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json")})
+	e.clock.Advance(2 * time.Second) // 91 s after the 429
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	if n := e.upstream.Requests(exchangeinfo.Spot.Path()); n != asked+1 {
 		t.Errorf("upstream requests after the Retry-After = %d, want %d", n, asked+1)
@@ -221,19 +155,19 @@ func TestFaults_RetryAfterIsHonoured(t *testing.T) {
 // Binance is not asked again for at least 2^(k-1)/2 seconds, and is asked
 // again after 2^(k-1) seconds.
 func TestFaults_ExponentialBackoff(t *testing.T) {
-	e := newFaultEnv(t)
+	e := newWorld(t, withRedis(relaxed), standingClock())
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: 503})
-	c := e.cacheWith(e.upstream.URL, time.Second)
+	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(time.Second), alone())
 	asked := func() int { return e.upstream.Requests(exchangeinfo.Spot.Path()) }
 	c.Get(context.Background(), exchangeinfo.Spot) // failure 1
 	for k, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
 		before := asked()
-		e.now.Advance(d/2 - 10*time.Millisecond) // within the shortest jittered wait
+		e.clock.Advance(d/2 - 10*time.Millisecond) // within the shortest jittered wait
 		c.Get(context.Background(), exchangeinfo.Spot)
 		if asked() != before {
 			t.Fatalf("after failure %d, %v later: upstream asked again, want not before %v", k+1, d/2, d/2)
 		}
-		e.now.Advance(d/2 + 20*time.Millisecond) // past the longest jittered wait
+		e.clock.Advance(d/2 + 20*time.Millisecond) // past the longest jittered wait
 		c.Get(context.Background(), exchangeinfo.Spot)
 		if asked() != before+1 {
 			t.Fatalf("after failure %d, %v later: upstream requests = %d, want %d", k+1, d, asked(), before+1)
@@ -246,7 +180,7 @@ func TestFaults_ExponentialBackoff(t *testing.T) {
 func TestFaults_StaleWhileRevalidate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := &memTransport{h: fixtureHandler(t)}
-		c := memCache(t, tr, symcache.Config{})
+		c := newWorld(t, inMemory(tr)).process(symcache.Config{}, markets(exchangeinfo.Spot))
 		defer c.Close()
 		first, err := c.Get(context.Background(), exchangeinfo.Spot)
 		if err != nil || first.Source != symcache.Miss {
@@ -277,17 +211,17 @@ func TestFaults_StaleWhileRevalidate(t *testing.T) {
 // A shrunken answer is rejected until it has kept coming for a TTL, three
 // times in a row: then the market really shrank.
 func TestFaults_ShrinkAcceptedOnlyWhenItPersists(t *testing.T) {
-	e := newFaultEnv(t)
-	c := e.cacheWith(e.upstream.URL, time.Second)
+	e := newWorld(t, withRedis(relaxed), standingClock())
+	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(time.Second), alone())
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
-	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
 	for i := range 2 {
-		e.now.Advance(6 * time.Minute) // past the TTL
+		e.clock.Advance(6 * time.Minute) // past the TTL
 		if r := get(t, c, exchangeinfo.Spot, symcache.Stale); r.Snapshot.Len() != 2292 {
 			t.Fatalf("sighting %d: served %d symbols, want the 2292 of last good", i+1, r.Snapshot.Len())
 		}
 	}
-	e.now.Advance(6 * time.Minute) // third sighting, 12 minutes after the first (TTL 5m)
+	e.clock.Advance(6 * time.Minute) // third sighting, 12 minutes after the first (TTL 5m)
 	if r := get(t, c, exchangeinfo.Spot, symcache.Miss); r.Snapshot.Len() != 20 {
 		t.Errorf("third sighting over a TTL: served %d symbols, want the new 20", r.Snapshot.Len())
 	}
@@ -299,35 +233,21 @@ func TestFaults_ShrinkAcceptedOnlyWhenItPersists(t *testing.T) {
 // A process without Redis that restarts while Binance is unreachable serves
 // its last good snapshot from disk.
 func TestFaults_DiskCopySurvivesRestart(t *testing.T) {
-	e := newEnv(t, false)
+	e := newWorld(t)
 	dir := t.TempDir()
 	store, err := disk.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	build := func(url string) *symcache.Cache {
-		up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{url}, Logger: e.log, Now: e.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := symcache.New(symcache.Config{
-			Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-			Disk:            store,
-			RefreshInterval: -1,
-			Logger:          e.log,
-			Now:             e.clock.Now,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return e.process(symcache.Config{Disk: store}, markets(exchangeinfo.Spot), upstreamAt(url))
 	}
 	c := build(e.upstream.URL)
 	good := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 	c.Close()
 
 	// Restarted, Binance unreachable, still fresh: served from the disk copy.
-	down := closedURL(t)
+	down := "http://" + testutil.FreeAddr(t)
 	c = build(down)
 	if _, ok := c.Ready(); !ok {
 		t.Error("Ready() = false after a restart with a disk copy, want true")
@@ -351,8 +271,8 @@ func TestFaults_DiskCopySurvivesRestart(t *testing.T) {
 // A connection that never completes: the dial waits until the fetch's
 // deadline. The answer is the last good snapshot, STALE, "upstream timeout".
 func TestFaults_ConnectTimeout(t *testing.T) {
-	e := newFaultEnv(t)
-	c := e.cacheWith(e.upstream.URL, time.Second)
+	e := newWorld(t, withRedis(relaxed), standingClock())
+	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(time.Second), alone())
 	good := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 
 	hanging := &http.Client{Transport: &http.Transport{
@@ -361,22 +281,8 @@ func TestFaults_ConnectTimeout(t *testing.T) {
 			return nil, ctx.Err()
 		},
 	}}
-	up, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{e.upstream.URL}, HTTPClient: hanging, Timeout: 200 * time.Millisecond, Logger: e.log, Now: e.now.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := symcache.New(symcache.Config{
-		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.Spot: up},
-		L2:              l2.New(l2.Config{Client: e.rdb, Logger: e.log, Timeout: time.Second}),
-		RefreshInterval: -1,
-		Logger:          e.log,
-		Now:             e.now.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	e.now.Advance(6 * time.Minute)
+	c2 := e.process(symcache.Config{FetchTimeout: 30 * time.Second}, markets(exchangeinfo.Spot), upstreamClient(hanging), fetchTimeout(200*time.Millisecond), alone())
+	e.clock.Advance(6 * time.Minute)
 	r := get(t, c2, exchangeinfo.Spot, symcache.Stale)
 	if r.Reason != "upstream timeout" || !bytes.Equal(r.Snapshot.Body(), good.Body()) {
 		t.Errorf("Get with a hanging connect = %q, same body %v; want \"upstream timeout\" and the last good body", r.Reason, bytes.Equal(r.Snapshot.Body(), good.Body()))
@@ -390,8 +296,8 @@ func TestFaults_ConnectTimeout(t *testing.T) {
 // snapshot it holds back into Redis, so that other processes can fall back
 // on it (found by the chaos test).
 func TestFaults_LastGoodReseededAfterRedisLostIt(t *testing.T) {
-	e := newEnv(t, true)
-	c := e.cache(symcache.Config{RefreshInterval: 20 * time.Millisecond})
+	e := newWorld(t, withRedis(relaxed))
+	c := e.process(symcache.Config{RefreshInterval: 20 * time.Millisecond})
 	waitReady(t, c)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusServiceUnavailable})
 	// A refresh already under way may still succeed and write current: wait

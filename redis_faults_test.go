@@ -8,17 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -32,57 +31,6 @@ const (
 	currentKey  = "symcache:{spot}:current"
 	lastGoodKey = "symcache:{spot}:last_good"
 )
-
-// redisEnv is an env whose caches reach Redis through l2 (maybe through a
-// Proxy), with a direct client (env.rdb) to look at what Redis holds, and the
-// logs kept.
-type redisEnv struct {
-	*env
-	srv   *l2test.Server
-	proxy *l2test.Proxy // nil: the caches talk to srv directly
-	store *l2.Store     // the caches' L2
-	logs  *syncBuffer
-}
-
-// relaxed is the L2 config of tests whose fault is not slowness: JSON (the
-// default), with a read budget well above the 50ms default, since a GET of the
-// 3.7 MB spot value takes up to 20ms under -race on an idle machine, and more
-// on a busy one. TestFaults_RedisSlow runs the default budget.
-var relaxed = l2.Config{Timeout: time.Second}
-
-// newRedisEnv starts a Redis, and a Proxy in front of it if proxied; the
-// caches' L2 is cfg (with its Client and Logger filled in).
-func newRedisEnv(t *testing.T, cfg l2.Config, proxied bool) *redisEnv {
-	e := &redisEnv{env: newEnv(t, false), srv: l2test.Start(t), logs: new(syncBuffer)}
-	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
-	e.rdb = e.srv.Client(t) // env.cache leaves cfg.L2 alone: env.redis is nil
-	cfg.Client = e.rdb
-	if proxied {
-		e.proxy = e.srv.Proxy(t)
-		// go-redis' own socket timeouts (3s by default) off: l2's budget is
-		// the only bound, as it is what is under test.
-		rdb := redis.NewClient(&redis.Options{Addr: e.proxy.Addr(), ContextTimeoutEnabled: true, ReadTimeout: -1, WriteTimeout: -1})
-		t.Cleanup(func() { rdb.Close() })
-		cfg.Client = rdb
-	}
-	cfg.Logger = e.log
-	e.store = l2.New(cfg)
-	return e
-}
-
-// resetLogs forgets what was logged so far.
-func (e *redisEnv) resetLogs() {
-	e.logs.mu.Lock()
-	e.logs.buf.Reset()
-	e.logs.mu.Unlock()
-}
-
-// newCache returns a new process: its own empty L1 and memory, the same Redis.
-func (e *redisEnv) newCache(cfg symcache.Config) *symcache.Cache {
-	e.t.Helper()
-	cfg.L2, cfg.Coordinator = e.store, e.store
-	return e.cache(cfg)
-}
 
 // spotStats returns c's spot counters.
 func spotStats(t *testing.T, c *symcache.Cache) symcache.Stats {
@@ -106,31 +54,16 @@ func checkL2Stats(t *testing.T, st symcache.Stats, hits, misses, errs uint64) {
 
 // l2Warnings counts the WARN records about spot's L2 key that ends with which
 // ("current" or "last_good"): l2 names the whole key, the read path its suffix.
-func l2Warnings(t *testing.T, logs *syncBuffer, which string) int {
+func l2Warnings(t *testing.T, logs *testutil.LogBuffer, which string) int {
 	t.Helper()
 	n := 0
-	for line := range strings.Lines(logs.String()) {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", line, err)
-		}
+	for _, r := range logs.Records(t) {
 		key, _ := r["key"].(string)
 		if r["level"] == "WARN" && r["tier"] == "l2" && r["market"] == "spot" && strings.HasSuffix(key, which) && r["err"] != nil {
 			n++
 		}
 	}
 	return n
-}
-
-// loggedAt reports whether a record at level has msg.
-func loggedAt(logs *syncBuffer, level, msg string) bool {
-	for line := range strings.Lines(logs.String()) {
-		var r map[string]any
-		if json.Unmarshal([]byte(line), &r) == nil && r["level"] == level && r["msg"] == msg {
-			return true
-		}
-	}
-	return false
 }
 
 // rawEnvelope is the Redis value as docs/design.md lays it out, decoded without l2.
@@ -145,7 +78,7 @@ type rawEnvelope struct {
 // checkStored checks that key holds a valid spot envelope around body, Binance's
 // bytes as received, and returns it. It reads the raw value with its own
 // gzip and encoding/json, not with l2.
-func (e *redisEnv) checkStored(key string, body []byte) rawEnvelope {
+func (e *world) checkStored(key string, body []byte) rawEnvelope {
 	e.t.Helper()
 	raw, err := e.rdb.Get(context.Background(), key).Bytes()
 	if err != nil {
@@ -178,7 +111,7 @@ func (e *redisEnv) checkStored(key string, body []byte) rawEnvelope {
 }
 
 // checkTTLs checks that current expires within ttl and last_good never.
-func (e *redisEnv) checkTTLs(ttl time.Duration) {
+func (e *world) checkTTLs(ttl time.Duration) {
 	e.t.Helper()
 	ctx := context.Background()
 	if d := e.rdb.PTTL(ctx, currentKey).Val(); d <= 0 || d > ttl {
@@ -189,23 +122,13 @@ func (e *redisEnv) checkTTLs(ttl time.Duration) {
 	}
 }
 
-// exists returns how many of spot's two keys exist.
-func (e *redisEnv) exists() int64 {
-	e.t.Helper()
-	n, err := e.rdb.Exists(context.Background(), currentKey, lastGoodKey).Result()
-	if err != nil {
-		e.t.Fatalf("EXISTS = %v", err)
-	}
-	return n
-}
-
 // Redis down when the sidecar starts: it serves from Binance, and once Redis
 // is up (same address, empty) the next fetch writes both keys again; go-redis
 // reconnected by itself.
 func TestFaults_RedisDownAtStart(t *testing.T) {
-	e := newRedisEnv(t, relaxed, false)
-	e.srv.Stop()
-	c := e.newCache(symcache.Config{})
+	e := newWorld(t, withRedis(relaxed))
+	e.redis.Stop()
+	c := e.process(symcache.Config{})
 
 	r := get(t, c, exchangeinfo.Spot, symcache.Miss)
 	if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
@@ -223,12 +146,12 @@ func TestFaults_RedisDownAtStart(t *testing.T) {
 	if n := l2Warnings(t, e.logs, "last_good"); n != 1 {
 		t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, lastGoodKey, e.logs)
 	}
-	if !loggedAt(e.logs, "ERROR", "l2 put failed") {
+	if !(e.logs.Count(t, "level", "ERROR", "msg", "l2 put failed") > 0) {
 		t.Errorf("logs lack the failed write at ERROR:\n%s", e.logs)
 	}
 
-	e.srv.Restart(t)
-	if n := e.exists(); n != 0 {
+	e.redis.Restart(t)
+	if n := e.exists(currentKey, lastGoodKey); n != 0 {
 		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
 	}
 	e.clock.Advance(6 * time.Minute) // past the TTL: the next Get fetches
@@ -239,7 +162,7 @@ func TestFaults_RedisDownAtStart(t *testing.T) {
 	checkL2Stats(t, spotStats(t, c), 0, 2, 2) // an empty Redis is a plain miss
 
 	// Another process finds it there.
-	c2 := e.newCache(symcache.Config{})
+	c2 := e.process(symcache.Config{})
 	if r := get(t, c2, exchangeinfo.Spot, symcache.HitL2); !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
 		t.Error("HIT-L2 after Redis came back: body differs from Binance's")
 	}
@@ -251,12 +174,12 @@ func TestFaults_RedisDownAtStart(t *testing.T) {
 // Redis killed mid-run and restarted empty: requests go on from L1 and
 // Binance, and the next refresh writes both keys again.
 func TestFaults_RedisRestartedEmpty(t *testing.T) {
-	e := newRedisEnv(t, relaxed, false)
-	c := e.newCache(symcache.Config{})
+	e := newWorld(t, withRedis(relaxed))
+	c := e.process(symcache.Config{})
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	before := e.checkStored(currentKey, spotFixture(t))
 
-	e.srv.Stop()
+	e.redis.Stop()
 	get(t, c, exchangeinfo.Spot, symcache.HitL1) // L1 needs no Redis
 	e.clock.Advance(6 * time.Minute)
 	if r := get(t, c, exchangeinfo.Spot, symcache.Miss); !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
@@ -266,12 +189,12 @@ func TestFaults_RedisRestartedEmpty(t *testing.T) {
 	if n := l2Warnings(t, e.logs, "current"); n != 1 {
 		t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, currentKey, e.logs)
 	}
-	if !loggedAt(e.logs, "ERROR", "l2 put failed") {
+	if !(e.logs.Count(t, "level", "ERROR", "msg", "l2 put failed") > 0) {
 		t.Errorf("logs lack the failed write at ERROR:\n%s", e.logs)
 	}
 
-	e.srv.Restart(t)
-	if n := e.exists(); n != 0 {
+	e.redis.Restart(t)
+	if n := e.exists(currentKey, lastGoodKey); n != 0 {
 		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
 	}
 	e.clock.Advance(time.Minute)
@@ -289,7 +212,7 @@ func TestFaults_RedisRestartedEmpty(t *testing.T) {
 	if st := spotStats(t, c); st.Fetches["ok"] != 3 {
 		t.Errorf("Stats().Fetches = %v, want ok: 3", st.Fetches)
 	}
-	get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+	get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
 }
 
 // Redis slow or hung, behind a proxy: the 50ms read budget gives up, the
@@ -311,15 +234,15 @@ func TestFaults_RedisSlow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The default read budget (50ms). Gzip, so that a GET of the whole
 			// value through the proxy takes well under it even under -race.
-			e := newRedisEnv(t, l2.Config{Encoding: l2.Gzip}, true)
+			e := newWorld(t, withRedis(l2.Config{Encoding: l2.Gzip}), throughProxy())
 			proxy := e.proxy
-			get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+			get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
 			e.checkStored(currentKey, spotFixture(t))
 
 			tt.fault(proxy)
 			// Without l2's budget, a stalled read would wait for FetchTimeout,
 			// here longer than any test runs.
-			c := e.newCache(symcache.Config{FetchTimeout: time.Hour})
+			c := e.process(symcache.Config{FetchTimeout: time.Hour})
 			r := get(t, c, exchangeinfo.Spot, symcache.Miss)
 			if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
 				t.Error("Get with Redis slow: body differs from Binance's")
@@ -331,7 +254,7 @@ func TestFaults_RedisSlow(t *testing.T) {
 			if n := l2Warnings(t, e.logs, "last_good"); n != 1 {
 				t.Errorf("logged %d WARN records naming %s, want 1:\n%s", n, lastGoodKey, e.logs)
 			}
-			if tt.writeFails && !loggedAt(e.logs, "ERROR", "l2 put failed") {
+			if tt.writeFails && !(e.logs.Count(t, "level", "ERROR", "msg", "l2 put failed") > 0) {
 				t.Errorf("logs lack the write that ran out of time:\n%s", e.logs)
 			}
 			get(t, c, exchangeinfo.Spot, symcache.HitL1)
@@ -342,7 +265,7 @@ func TestFaults_RedisSlow(t *testing.T) {
 			// way, both keys hold a whole, valid envelope.
 			e.checkStored(currentKey, spotFixture(t))
 			e.checkStored(lastGoodKey, spotFixture(t))
-			get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
+			get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.HitL2)
 
 			// Slow Redis and Binance failing: memory answers, STALE.
 			tt.fault(proxy)
@@ -369,22 +292,11 @@ func envelopeJSON(market string, fetchedAt time.Time, exchangeInfo []byte) []byt
 	return append(append([]byte(h), exchangeInfo...), '}')
 }
 
-func gzipBytes(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // smallSpot is a real spot answer of 20 symbols (22 KB): the corrupt-value
 // tables fetch it once per case, and parsing the 3.7 MB one takes a second
 // under -race.
 func smallSpot(t *testing.T) []byte {
-	return fetchtest.Fixture(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
+	return fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")
 }
 
 // corruptValues are values no reader may serve, as if fetched at at, around
@@ -408,21 +320,21 @@ func corruptValues(t *testing.T, body []byte, at time.Time) []struct {
 		// Valid JSON, and a JSON object: only validating Binance's body finds it.
 		{"exchange_info cut before symbols", envelopeJSON("spot", at, append(body[:cut:cut], '}'))},
 		{"exchange_info with no symbols", envelopeJSON("spot", at, []byte(`{"timezone":"UTC","serverTime":1694185561976,"symbols":[]}`))},
-		{"gzip of garbage", gzipBytes(t, []byte("garbage"))},
-		{"gzip cut short", func() []byte { z := gzipBytes(t, envelopeJSON("spot", at, body)); return z[:len(z)/2] }()},
+		{"gzip of garbage", testutil.Gzip(t, []byte("garbage"))},
+		{"gzip cut short", func() []byte { z := testutil.Gzip(t, envelopeJSON("spot", at, body)); return z[:len(z)/2] }()},
 	}
 }
 
 // A corrupt value under both keys is a miss with a warning; the fetch that
 // follows overwrites both with a valid envelope.
 func TestFaults_RedisCorruptValue(t *testing.T) {
-	e := newRedisEnv(t, relaxed, false)
+	e := newWorld(t, withRedis(relaxed))
 	body := smallSpot(t)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: body})
 	ctx := context.Background()
 	for _, tt := range corruptValues(t, body, e.clock.Now()) {
 		t.Run(tt.name, func(t *testing.T) {
-			e.resetLogs()
+			e.logs.Reset()
 			if err := e.rdb.Set(ctx, currentKey, tt.value, time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -431,7 +343,7 @@ func TestFaults_RedisCorruptValue(t *testing.T) {
 			}
 			asked := spotRequests(e.upstream)
 
-			c := e.newCache(symcache.Config{})
+			c := e.process(symcache.Config{})
 			defer c.Close() // its watcher would read the next case's values
 			r := get(t, c, exchangeinfo.Spot, symcache.Miss)
 			if !bytes.Equal(r.Snapshot.Body(), body) {
@@ -451,7 +363,7 @@ func TestFaults_RedisCorruptValue(t *testing.T) {
 				t.Errorf("fetched_at current %v, last_good %v; want the fetch's %v", cur.FetchedAt, last.FetchedAt, r.Snapshot.FetchedAt())
 			}
 			e.checkTTLs(5 * time.Minute)
-			other := e.newCache(symcache.Config{})
+			other := e.process(symcache.Config{})
 			defer other.Close()
 			get(t, other, exchangeinfo.Spot, symcache.HitL2)
 		})
@@ -465,9 +377,9 @@ func TestFaults_RedisCorruptLastGood(t *testing.T) {
 	body := smallSpot(t)
 	for _, tt := range corruptValues(t, body, time.Now().Add(time.Hour)) { // newer than anything fetched
 		t.Run(tt.name, func(t *testing.T) {
-			e := newRedisEnv(t, relaxed, false)
+			e := newWorld(t, withRedis(relaxed))
 			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: body})
-			warm := e.newCache(symcache.Config{})
+			warm := e.process(symcache.Config{})
 			good := get(t, warm, exchangeinfo.Spot, symcache.Miss).Snapshot
 			e.rdb.Del(ctx, currentKey) // expired
 			if err := e.rdb.Set(ctx, lastGoodKey, tt.value, 0).Err(); err != nil {
@@ -487,7 +399,7 @@ func TestFaults_RedisCorruptLastGood(t *testing.T) {
 			}
 
 			// A new process has nothing valid anywhere: 503, not the corrupt bytes.
-			cold := e.newCache(symcache.Config{})
+			cold := e.process(symcache.Config{})
 			_, err := cold.Get(ctx, exchangeinfo.Spot)
 			var ue *symcache.UnavailableError
 			if !errors.As(err, &ue) || !errors.Is(err, symcache.ErrUnavailable) {
@@ -511,15 +423,15 @@ func TestFaults_RedisCorruptLastGood(t *testing.T) {
 // error, fetches, and writes both keys again.
 func TestFaults_RedisKeysGone(t *testing.T) {
 	t.Run("deleted", func(t *testing.T) {
-		e := newRedisEnv(t, relaxed, false)
-		c := e.newCache(symcache.Config{})
+		e := newWorld(t, withRedis(relaxed))
+		c := e.process(symcache.Config{})
 		get(t, c, exchangeinfo.Spot, symcache.Miss)
 		if n := e.rdb.Del(context.Background(), currentKey, lastGoodKey).Val(); n != 2 {
 			t.Fatalf("DEL current last_good = %d, want 2", n)
 		}
 		get(t, c, exchangeinfo.Spot, symcache.HitL1) // L1 is not Redis
 
-		c2 := e.newCache(symcache.Config{})
+		c2 := e.process(symcache.Config{})
 		r := get(t, c2, exchangeinfo.Spot, symcache.Miss)
 		if !bytes.Equal(r.Snapshot.Body(), spotFixture(t)) {
 			t.Error("Get after eviction: body differs from Binance's")
@@ -537,9 +449,9 @@ func TestFaults_RedisKeysGone(t *testing.T) {
 	})
 
 	t.Run("expired", func(t *testing.T) {
-		e := newRedisEnv(t, relaxed, false)
+		e := newWorld(t, withRedis(relaxed))
 		const ttl = time.Second // on the real clock: Redis expires the key itself
-		c := e.newCache(symcache.Config{TTL: ttl})
+		c := e.process(symcache.Config{TTL: ttl})
 		first := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 		if d := e.rdb.PTTL(context.Background(), currentKey).Val(); d == -1 || d > ttl {
 			t.Errorf("PTTL %s = %v, want at most %v (or gone: -2ns)", currentKey, d, ttl)
@@ -553,7 +465,7 @@ func TestFaults_RedisKeysGone(t *testing.T) {
 		e.checkStored(lastGoodKey, spotFixture(t)) // no TTL
 
 		// Another sidecar, whose TTL (5m) keeps the new current long enough to look at.
-		c2 := e.newCache(symcache.Config{})
+		c2 := e.process(symcache.Config{})
 		r := get(t, c2, exchangeinfo.Spot, symcache.Miss)
 		checkL2Stats(t, spotStats(t, c2), 0, 1, 0)
 		if n := l2Warnings(t, e.logs, ""); n != 0 {
@@ -574,8 +486,8 @@ func TestFaults_RedisKeysGone(t *testing.T) {
 // client gets it as STALE, not a 503. Found by the chaos run: a restarted
 // sidecar answered 503 while Redis held a valid last_good.
 func TestFaults_NewProcessReachesLastGoodThroughSlowRedis(t *testing.T) {
-	e := newRedisEnv(t, l2.Config{Encoding: l2.Gzip}, true)
-	get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+	e := newWorld(t, withRedis(l2.Config{Encoding: l2.Gzip}), throughProxy())
+	get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
 	if err := e.rdb.Del(context.Background(), currentKey).Err(); err != nil { // as if its TTL ran out
 		t.Fatal(err)
 	}
@@ -584,7 +496,7 @@ func TestFaults_NewProcessReachesLastGoodThroughSlowRedis(t *testing.T) {
 
 	// 100ms each way: every read is past 50ms, and well within 1s.
 	e.proxy.Delay(100 * time.Millisecond)
-	c := e.newCache(symcache.Config{})
+	c := e.process(symcache.Config{})
 	r, err := c.Get(context.Background(), exchangeinfo.Spot)
 	if err != nil {
 		t.Fatalf("Get with Binance down and Redis slow = %v, want last_good as STALE", err)
@@ -600,8 +512,8 @@ func TestFaults_NewProcessReachesLastGoodThroughSlowRedis(t *testing.T) {
 // FetchTimeout, which leaves the load's context done): the fallback reads
 // last_good again, with a budget of its own, rather than answering 503.
 func TestFaults_FallbackReadsLastGoodAgain(t *testing.T) {
-	e := newRedisEnv(t, l2.Config{Encoding: l2.Gzip}, true)
-	get(t, e.newCache(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
+	e := newWorld(t, withRedis(l2.Config{Encoding: l2.Gzip}), throughProxy())
+	get(t, e.process(symcache.Config{}), exchangeinfo.Spot, symcache.Miss)
 	if err := e.rdb.Del(context.Background(), currentKey).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -610,7 +522,7 @@ func TestFaults_FallbackReadsLastGoodAgain(t *testing.T) {
 	before := spotRequests(e.upstream)
 
 	e.proxy.Stall()
-	c := e.newCache(symcache.Config{FetchTimeout: 4 * time.Second})
+	c := e.process(symcache.Config{FetchTimeout: 4 * time.Second})
 	done := make(chan struct{})
 	var (
 		r   symcache.Result

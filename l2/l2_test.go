@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
@@ -74,17 +75,6 @@ func checkEnvelope(t *testing.T, op string, got, want l2.Envelope) {
 		t.Errorf("%s: ExchangeInfo = %d bytes %.40q…, want %d bytes %.40q… (byte for byte)", op,
 			len(got.ExchangeInfo), got.ExchangeInfo, len(want.ExchangeInfo), want.ExchangeInfo)
 	}
-}
-
-func gzipped(tb testing.TB, b []byte) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func TestParseEncoding(t *testing.T) {
@@ -209,8 +199,8 @@ func TestStore_ReadJSON_corrupt(t *testing.T) {
 		{"not JSON", []byte("hello")},
 		{"truncated JSON", []byte(`{"symbol":"BTC`)},
 		{"wrong type", []byte(`["a"]`)},
-		{"truncated gzip", gzipped(t, []byte(`{"symbol":"BTCUSDT"}`))[:12]},
-		{"gzip of garbage", gzipped(t, []byte("<html>"))},
+		{"truncated gzip", testutil.Gzip(t, []byte(`{"symbol":"BTCUSDT"}`))[:12]},
+		{"gzip of garbage", testutil.Gzip(t, []byte("<html>"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,7 +221,7 @@ func TestStore_ReadJSON_corrupt(t *testing.T) {
 	}
 	t.Run("gzip of JSON reads", func(t *testing.T) {
 		s := l2.New(l2.Config{Client: rdb, Logger: discard()})
-		rdb.Set(ctx, "symcache:z", gzipped(t, []byte(`{"Symbol":"ETHBTC"}`)), 0)
+		rdb.Set(ctx, "symcache:z", testutil.Gzip(t, []byte(`{"Symbol":"ETHBTC"}`)), 0)
 		var v struct{ Symbol string }
 		if err := s.ReadJSON(ctx, "z", &v); err != nil || v.Symbol != "ETHBTC" {
 			t.Errorf("ReadJSON(%q) = %+v, %v, want {ETHBTC}, nil", "z", v, err)
@@ -552,8 +542,8 @@ func TestStore_Current_corrupt(t *testing.T) {
 		{"not JSON", []byte("<html><body>502 Bad Gateway</body></html>")},
 		{"truncated JSON", []byte(good[:len(good)/2])},
 		{"truncated at exchange_info", []byte(good[:len(good)-2])},
-		{"truncated gzip", gzipped(t, []byte(good))[:40]},
-		{"gzip of garbage", gzipped(t, []byte("garbage"))},
+		{"truncated gzip", testutil.Gzip(t, []byte(good))[:40]},
+		{"gzip of garbage", testutil.Gzip(t, []byte("garbage"))},
 		{"gzip magic only", []byte{0x1f, 0x8b}},
 		{"other market", []byte(strings.Replace(good, `"spot"`, `"usdm"`, 1))},
 		{"no market", []byte(strings.Replace(good, `"market":"spot",`, "", 1))},

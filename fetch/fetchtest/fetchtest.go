@@ -45,15 +45,6 @@ var files = []struct{ path, name string }{
 	{COINMPath, "coinm_exchangeinfo.json"},
 }
 
-// Fixture is fixtures.Read, under the name the root package's tests still
-// call.
-//
-// Deprecated: use fixtures.Read. Fixture goes once no caller is left.
-func Fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	return fixtures.Read(t, name)
-}
-
 // Response is one canned upstream answer.
 type Response struct {
 	Status int         // if zero, 200

@@ -9,6 +9,7 @@ package testutil
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"log/slog"
 	"reflect"
@@ -120,4 +121,17 @@ func matches(r, want map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// Gzip returns b gzipped at the default level. It calls tb.Fatal if
+// compressing fails.
+func Gzip(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b) // writes to a bytes.Buffer do not fail
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -1,7 +1,10 @@
 package testutil_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -131,5 +134,16 @@ func TestLogBuffer_Reset(t *testing.T) {
 	b.Reset()
 	if got := b.String(); got != "" {
 		t.Errorf("String() after Reset = %q, want empty", got)
+	}
+}
+
+func TestGzip(t *testing.T) {
+	in := []byte(`{"symbols":[]}`)
+	zr, err := gzip.NewReader(bytes.NewReader(testutil.Gzip(t, in)))
+	if err != nil {
+		t.Fatalf("gzip.NewReader(Gzip(%q)) = %v", in, err)
+	}
+	if out, err := io.ReadAll(zr); err != nil || !bytes.Equal(out, in) {
+		t.Errorf("Gzip(%q) inflates to %q, %v; want the input", in, out, err)
 	}
 }
