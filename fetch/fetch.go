@@ -217,9 +217,6 @@ func newHTTPClient() *http.Client {
 	}}
 }
 
-// Market is the market c fetches.
-func (c *Client) Market() exchangeinfo.Market { return c.market }
-
 // UsedWeight is the last X-MBX-USED-WEIGHT-1M value Binance sent (with any
 // status) and when it arrived; zero values if none yet.
 func (c *Client) UsedWeight() (weight int64, at time.Time) {

@@ -91,9 +91,6 @@ func TestClient_Fetch(t *testing.T) {
 			up := fetchtest.NewUpstream(t)
 			clk := testutil.NewClock(t0)
 			c := newClient(t, fetch.Config{Market: tt.market, BaseURLs: []string{up.URL}, Now: clk.Now})
-			if got := c.Market(); got != tt.market {
-				t.Errorf("Market() = %v, want %v", got, tt.market)
-			}
 			snap, err := c.Fetch(t.Context())
 			if err != nil {
 				t.Fatalf("Fetch() = %v, want nil", err)

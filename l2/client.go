@@ -295,17 +295,6 @@ func (o *ClientOptions) String() string {
 	return b.String()
 }
 
-// Describe describes the Redis deployment rawURL names, for logs, without the
-// password (see [ClientOptions.String]); for a URL that [ParseURL] refuses, it
-// says so, with the reason.
-func Describe(rawURL string) string {
-	o, err := ParseURL(rawURL)
-	if err != nil {
-		return "invalid (" + err.Error() + ")"
-	}
-	return o.String()
-}
-
 // redisError is go-redis' parse error err, in form.
 func redisError(form string, err error) error {
 	return fmt.Errorf("redis url (%s): %s", form, strings.TrimPrefix(err.Error(), "redis: "))

@@ -35,6 +35,7 @@ import (
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/l1"
 	"github.com/symcache/symcache/l2"
+	"github.com/symcache/symcache/version"
 )
 
 func main() {
@@ -323,7 +324,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.redisOptions != nil {
 		l2desc = cfg.redisOptions.String() // no password
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets), "l2", l2desc)
+	log.Info("listening", "addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets), "l2", l2desc, "version", version.String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
