@@ -51,7 +51,8 @@ func (b *backoff) fail(err error, now time.Time) time.Time {
 	return until
 }
 
-// succeed records a successful fetch: the next may be made at once.
+// succeed records a successful fetch, or an operator's end of the backoff:
+// the next fetch may be made at once.
 func (b *backoff) succeed() {
 	b.mu.Lock()
 	b.failures, b.until, b.cause = 0, time.Time{}, nil

@@ -83,7 +83,7 @@ func New(cfg Config) (*Cache, error) {
 	for _, name := range exchangeinfo.Markets() {
 		if up, ok := cfg.Upstreams[name]; ok {
 			m := newMarket(name, up, c.sh)
-			if s := m.disk.load(); s != nil {
+			if s := m.disk.load(cfg.Now().Add(MaxSkew)); s != nil {
 				m.keepLastGood(s)
 			}
 			c.markets[name] = m
@@ -102,12 +102,27 @@ func New(cfg Config) (*Cache, error) {
 }
 
 // watch hands each snapshot another process announces to its market,
-// until ctx ends. A missed announcement is caught up by the next refresh
-// tick, which looks at the meta key.
+// until ctx ends, and soon after each announceGap the announcements that
+// waited. A
+// missed announcement is caught up by the next refresh tick, which looks at
+// the meta key.
 func (c *Cache) watch(ctx context.Context) {
-	for meta := range c.sh.co.Watch(ctx) {
-		if m, ok := c.markets[exchangeinfo.Market(meta.Market)]; ok && ctx.Err() == nil {
-			m.announced(ctx, meta)
+	metas := c.sh.co.Watch(ctx)
+	t := time.NewTicker(announceGap / 5)
+	defer t.Stop()
+	for {
+		select {
+		case meta, ok := <-metas:
+			if !ok {
+				return
+			}
+			if m, ok := c.markets[exchangeinfo.Market(meta.Market)]; ok && ctx.Err() == nil {
+				m.announced(ctx, meta)
+			}
+		case <-t.C:
+			for _, name := range c.order {
+				c.markets[name].flushAnnounced(ctx)
+			}
 		}
 	}
 }
@@ -171,6 +186,22 @@ func (c *Cache) Refresh(ctx context.Context, m exchangeinfo.Market) (Result, err
 		r.Expires = r.Snapshot.FetchedAt().Add(c.sh.cfg.TTL)
 	}
 	return r, err
+}
+
+// ClearBackoff ends every backoff of the market: this process's, the blocks
+// its upstream keeps for a 429 or 418, and the deployment's marker in Redis
+// (with a Coordinator). It is for an operator who knows better than the
+// backoff, e.g. after a bogus 418 from a proxy; asking Binance during a
+// ban of its own only makes the ban longer. It reports whether there was a
+// backoff to end, and returns an error only when Redis could not be asked
+// (this process's backoff is ended anyway). The next Refresh or Get asks
+// Binance.
+func (c *Cache) ClearBackoff(ctx context.Context, m exchangeinfo.Market) (cleared bool, err error) {
+	ms, err := c.market(m)
+	if err != nil {
+		return false, err
+	}
+	return ms.clearBackoff(ctx)
 }
 
 // Invalidate drops the market's snapshot from this process's L1 and, if

@@ -52,6 +52,15 @@ type Config struct {
 	// unless the same answer keeps coming for at least a TTL, three times or
 	// more in a row. If zero, 0.5; if negative, any loss is accepted.
 	MaxSymbolLoss float64
+	// MaxGrowth is how many times larger than the last good snapshot, in
+	// symbols or in bytes, a new answer may be: a larger one is held back
+	// like a shrunken one (see MaxSymbolLoss). If zero, 4; if negative, any
+	// growth is accepted.
+	MaxGrowth float64
+	// MaxSymbolBytes is the largest symbol object a new answer may hold (the
+	// largest Binance sends is a few KB): an answer with a larger one is held
+	// back like a shrunken one. If zero, 64 KiB; if negative, no limit.
+	MaxSymbolBytes int
 	// Disk keeps a last good copy per market outside the process. If nil,
 	// none. New loads it, and every snapshot fetched or read from L2 that is
 	// newer is saved to it.
@@ -82,6 +91,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxSymbolLoss >= 1 {
 		return cfg, errors.New("symcache: MaxSymbolLoss must be below 1")
 	}
+	if cfg.MaxGrowth > 0 && cfg.MaxGrowth <= 1 {
+		return cfg, errors.New("symcache: MaxGrowth must be above 1")
+	}
 	if cfg.TTL < 0 || cfg.FetchTimeout < 0 || cfg.LockLease < 0 {
 		return cfg, errors.New("symcache: TTL, FetchTimeout and LockLease must be positive")
 	}
@@ -90,6 +102,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.StaleMax = cmp.Or(cfg.StaleMax, 24*time.Hour)
 	cfg.FetchTimeout = cmp.Or(cfg.FetchTimeout, 30*time.Second)
 	cfg.MaxSymbolLoss = cmp.Or(cfg.MaxSymbolLoss, 0.5)
+	cfg.MaxGrowth = cmp.Or(cfg.MaxGrowth, 4)
+	cfg.MaxSymbolBytes = cmp.Or(cfg.MaxSymbolBytes, 64<<10)
 	if cfg.LockLease == 0 {
 		cfg.LockLease = cfg.FetchTimeout + time.Second
 		if cfg.RefreshInterval > 0 {

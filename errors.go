@@ -47,6 +47,18 @@ func (e *ShrinkError) Error() string {
 	return fmt.Sprintf("symcache %s: upstream answer lost %d of %d symbols", e.Market, e.Had-e.Got, e.Had)
 }
 
+// GrowthError holds back an upstream answer far larger than the last good
+// snapshot (Config.MaxGrowth), or with a symbol object larger than
+// Config.MaxSymbolBytes.
+type GrowthError struct {
+	Market exchangeinfo.Market
+	Reason string // what is too large, e.g. "800000 symbols, more than 4 times the last good 2292"
+}
+
+func (e *GrowthError) Error() string {
+	return fmt.Sprintf("symcache %s: upstream answer far larger: %s", e.Market, e.Reason)
+}
+
 // BackoffError is what Refresh returns instead of asking Binance while the
 // market is in a backoff: after a failed fetch (for at least Binance's
 // Retry-After after a 429 or 418), while a host is blocked, or while another

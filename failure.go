@@ -22,21 +22,22 @@ const (
 	classBackoff                  // not sent: a host's Retry-After, or another process's backoff
 	classInvalid                  // a 200 whose body failed validation
 	classShrunk                   // valid, but lost more symbols than MaxSymbolLoss allows
+	classGrown                    // valid, but far larger than last good (MaxGrowth, MaxSymbolBytes)
 	classTimeout                  // no whole answer within FetchTimeout
 	classError                    // network and other errors
 	classRefreshing               // not a fetch: a stale answer while one is under way
 	numClasses
 )
 
-var classLabels = [numClasses]string{"ok", "status", "rate_limited", "backoff", "invalid", "shrunk", "timeout", "error", "refresh_in_progress"}
+var classLabels = [numClasses]string{"ok", "status", "rate_limited", "backoff", "invalid", "shrunk", "grown", "timeout", "error", "refresh_in_progress"}
 
 func (c class) String() string { return classLabels[c] }
 
 // fetchClasses are the outcomes of Stats.Fetches; staleClasses, the
 // reasons of Stats.StaleByReason.
 var (
-	fetchClasses = []class{classOK, classStatus, classRateLimited, classBackoff, classInvalid, classShrunk, classTimeout, classError}
-	staleClasses = []class{classStatus, classRateLimited, classBackoff, classInvalid, classShrunk, classTimeout, classError, classRefreshing}
+	fetchClasses = []class{classOK, classStatus, classRateLimited, classBackoff, classInvalid, classShrunk, classGrown, classTimeout, classError}
+	staleClasses = []class{classStatus, classRateLimited, classBackoff, classInvalid, classShrunk, classGrown, classTimeout, classError, classRefreshing}
 )
 
 // failure is a failed fetch as the read path tells it: its class, and the
@@ -53,12 +54,15 @@ func classify(err error) failure {
 	var se *fetch.StatusError
 	var be *fetch.BackoffError
 	var sh *ShrinkError
+	var gr *GrowthError
 	var peer peerFailure
 	switch {
 	case err == nil:
 		return failure{classRefreshing, "refresh in progress"}
 	case errors.As(err, &sh):
 		return failure{classShrunk, fmt.Sprintf("upstream answer lost %d of %d symbols", sh.Had-sh.Got, sh.Had)}
+	case errors.As(err, &gr):
+		return failure{classGrown, "upstream answer far larger: " + gr.Reason}
 	case errors.As(err, &be) && errors.As(be.Cause, &peer):
 		return failure{classBackoff, peer.Error()}
 	case errors.As(err, &be):

@@ -212,7 +212,7 @@ func TestFaults_StaleWhileRevalidate(t *testing.T) {
 // times in a row: then the market really shrank.
 func TestFaults_ShrinkAcceptedOnlyWhenItPersists(t *testing.T) {
 	e := newWorld(t, withRedis(relaxed), standingClock())
-	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(time.Second), alone())
+	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(5*time.Second), alone())
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
 	for i := range 2 {
@@ -272,7 +272,7 @@ func TestFaults_DiskCopySurvivesRestart(t *testing.T) {
 // deadline. The answer is the last good snapshot, STALE, "upstream timeout".
 func TestFaults_ConnectTimeout(t *testing.T) {
 	e := newWorld(t, withRedis(relaxed), standingClock())
-	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(time.Second), alone())
+	c := e.process(symcache.Config{}, markets(exchangeinfo.Spot), upstreamAt(e.upstream.URL), fetchTimeout(5*time.Second), alone())
 	good := get(t, c, exchangeinfo.Spot, symcache.Miss).Snapshot
 
 	hanging := &http.Client{Transport: &http.Transport{

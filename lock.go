@@ -24,6 +24,8 @@ type Coordinator interface {
 	Hold(ctx context.Context, market, token string, d time.Duration, reason string) error
 	Meta(ctx context.Context, market string) (l2.Meta, error)
 	Watch(ctx context.Context) <-chan l2.Meta
+	// ClearBackoff deletes the lock only if it stands for a backoff.
+	ClearBackoff(ctx context.Context, market string) (bool, error)
 }
 
 // lockPoll is how often a process waiting for another's fetch looks again.

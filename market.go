@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/l2"
 )
 
 // This file is the read path of one market, top to bottom: get, load,
@@ -21,15 +23,24 @@ type market struct {
 	upstream Upstream
 	sh       *shared
 
-	lastGood atomic.Pointer[exchangeinfo.Snapshot] // newest valid snapshot seen
-	loading  atomic.Int32                          // loads and fetches under way
+	lastGood  atomic.Pointer[exchangeinfo.Snapshot] // newest valid snapshot seen
+	l1Refused atomic.Pointer[exchangeinfo.Snapshot] // the last snapshot L1 did not keep
+	loading   atomic.Int32                          // loads and fetches under way
+	// lastFuture is the time (UnixMilli) of the last future-dated value logged.
+	lastFuture atomic.Int64
 
 	loads     flight[Result]   // Gets that missed L1
 	fetches   flight[fetched]  // upstream fetches
 	peerReads flight[struct{}] // reads of another process's snapshot from L2
 
+	announce struct { // announcements of other processes' snapshots (see announced)
+		sync.Mutex
+		last    time.Time // when one was last read
+		pending l2.Meta   // the newest one waiting for announceGap
+	}
+
 	backoff backoff
-	shrink  shrinkGuard
+	guard   answerGuard
 	lock    *refreshLock // nil: this process alone
 	seen    l2Seen
 	disk    diskCopy
@@ -38,7 +49,8 @@ type market struct {
 
 func newMarket(name exchangeinfo.Market, up Upstream, sh *shared) *market {
 	m := &market{name: name, upstream: up, sh: sh}
-	m.shrink = shrinkGuard{market: name, maxLoss: sh.cfg.MaxSymbolLoss, persist: sh.cfg.TTL, log: sh.log}
+	m.guard = answerGuard{market: name, maxLoss: sh.cfg.MaxSymbolLoss, maxGrowth: sh.cfg.MaxGrowth,
+		maxSymbolBytes: sh.cfg.MaxSymbolBytes, persist: sh.cfg.TTL, log: sh.log}
 	m.disk = diskCopy{disk: sh.cfg.Disk, market: name, log: sh.log}
 	if sh.co != nil {
 		m.lock = &refreshLock{co: sh.co, market: name, lease: sh.cfg.LockLease, log: sh.log}
@@ -52,6 +64,10 @@ func newMarket(name exchangeinfo.Market, up Upstream, sh *shared) *market {
 func (m *market) get(ctx context.Context) (Result, error) {
 	if s, ok := m.sh.l1.Get(m.name); ok && m.sh.fresh(s) {
 		m.stats.l1Hits.Add(1)
+		return Result{Snapshot: s, Source: HitL1}, nil
+	}
+	if s := m.l1Refused.Load(); s != nil && s == m.lastGood.Load() && m.sh.fresh(s) {
+		m.stats.l1Hits.Add(1) // in this process's memory, though not in L1
 		return Result{Snapshot: s, Source: HitL1}, nil
 	}
 	m.stats.l1Misses.Add(1)
@@ -94,7 +110,7 @@ func (m *market) load(ctx context.Context) (Result, error) {
 		}
 		m.stats.l2Misses.Add(1)
 		if s != nil {
-			m.keepLastGood(s) // past its TTL, still valid: a fallback, and the shrink guard's yardstick
+			m.keepLastGood(s) // past its TTL, still valid: a fallback, and the answer guard's yardstick
 		}
 		if m.lastGood.Load() == nil { // a new process: know last good before judging a fresh answer
 			// Unless Redis answered, the fallback asks again: there, last_good
@@ -186,7 +202,7 @@ func (m *market) fetchOnce(ctx context.Context, after time.Time) (fetched, error
 }
 
 // fromUpstream asks Binance and checks the answer against memory's last
-// good snapshot.
+// good snapshot (see answerGuard).
 func (m *market) fromUpstream(ctx context.Context) (*exchangeinfo.Snapshot, error) {
 	s, err := m.upstream.Fetch(ctx)
 	if err != nil {
@@ -195,7 +211,7 @@ func (m *market) fromUpstream(ctx context.Context) (*exchangeinfo.Snapshot, erro
 	if s.Market() != m.name {
 		return nil, fmt.Errorf("upstream for %s returned a %s snapshot", m.name, s.Market())
 	}
-	if err := m.shrink.check(m.lastGood.Load(), s, m.sh.now()); err != nil {
+	if err := m.guard.check(m.lastGood.Load(), s, m.sh.now()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -267,6 +283,22 @@ func (m *market) refresh(ctx context.Context) (Result, error) {
 	return Result{Snapshot: f.s, Source: Miss}, nil
 }
 
+// clearBackoff ends the market's backoffs (see Cache.ClearBackoff).
+func (m *market) clearBackoff(ctx context.Context) (cleared bool, err error) {
+	cleared = m.backoff.wait(m.sh.now()) != nil
+	m.backoff.succeed()
+	cleared = m.upstream.Unblock() || cleared
+	if m.sh.co != nil {
+		held, cerr := m.sh.co.ClearBackoff(ctx, string(m.name))
+		if cerr != nil {
+			err = fmt.Errorf("clear backoff %s: %w", m.name, cerr)
+		}
+		cleared = held || cleared
+	}
+	m.sh.log.Warn("backoff ended by an operator", "market", m.name, "cleared", cleared)
+	return cleared, err
+}
+
 // invalidate drops the market from L1 and, with dropL2, L2's current
 // snapshot first (see Cache.Invalidate).
 func (m *market) invalidate(ctx context.Context, dropL2 bool) (l2Deleted bool, err error) {
@@ -276,5 +308,6 @@ func (m *market) invalidate(ctx context.Context, dropL2 bool) (l2Deleted bool, e
 		}
 	}
 	m.sh.l1.Del(m.name)
+	m.l1Refused.Store(nil)
 	return dropL2 && m.sh.l2 != nil && err == nil, err
 }

@@ -375,7 +375,9 @@ func TestFaults_RedisCorruptValue(t *testing.T) {
 func TestFaults_RedisCorruptLastGood(t *testing.T) {
 	ctx := context.Background()
 	body := smallSpot(t)
-	for _, tt := range corruptValues(t, body, time.Now().Add(time.Hour)) { // newer than anything fetched
+	// Newer than anything fetched, and by the time it is read (the clock is
+	// moved 6 minutes on) not in the future.
+	for _, tt := range corruptValues(t, body, time.Now().Add(30*time.Second)) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newWorld(t, withRedis(relaxed))
 			e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: body})

@@ -202,9 +202,9 @@ func TestCache_Refresh_Backoff(t *testing.T) {
 		withRedis bool
 	}{
 		{"429", http.StatusTooManyRequests, false},
-		{"503 with Retry-After", http.StatusServiceUnavailable, false}, // no Gate for a 503: the market's own backoff
+		{"418", http.StatusTeapot, false},
 		{"429 with Redis", http.StatusTooManyRequests, true},
-		{"503 with Redis", http.StatusServiceUnavailable, true},
+		{"418 with Redis", http.StatusTeapot, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newWorld(t)
@@ -253,6 +253,32 @@ func TestCache_Refresh_Backoff(t *testing.T) {
 				t.Errorf("upstream requests after the backoff = %d, want 2", n)
 			}
 		})
+	}
+}
+
+// A 5xx's Retry-After, however long, is not honoured (a proxy's maintenance
+// page must not stop a deployment for a day): the ordinary backoff applies,
+// a second after the first failure, and so does the marker in Redis.
+func TestCache_Refresh_5xxRetryAfterIgnored(t *testing.T) {
+	ctx := context.Background()
+	e := newWorld(t, withRedis(relaxed))
+	c := e.process(symcache.Config{})
+	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{
+		Status: http.StatusServiceUnavailable,
+		Header: http.Header{"Retry-After": {"86400"}},
+		Body:   []byte("<html>maintenance</html>"),
+	})
+	start := e.clock.Now()
+	if _, err := c.Refresh(ctx, exchangeinfo.Spot); err == nil {
+		t.Fatal("Refresh against a 503 = nil, want an error")
+	}
+	_, err := c.Refresh(ctx, exchangeinfo.Spot)
+	var be *symcache.BackoffError
+	if errors.As(err, &be) && be.Until.Sub(start) > 2*time.Second {
+		t.Errorf("backoff after a 503 with Retry-After: 86400 = until +%v, want the ordinary backoff (1s at most)", be.Until.Sub(start))
+	}
+	if pttl := e.rdb.PTTL(ctx, "symcache:{spot}:lock").Val(); pttl > 2*time.Second {
+		t.Errorf("the deployment's backoff marker lives %v, want 1s at most", pttl)
 	}
 }
 

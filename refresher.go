@@ -2,6 +2,7 @@ package symcache
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 // Coordinator, in step with the other processes of a deployment: their
 // refreshers tick at the same moments so that the refresh lock lets one of
 // them fetch, and each takes up the snapshots the others announce.
+
+// errFutureMeta is a meta key dated in the future: it names no snapshot.
+var errFutureMeta = errors.New("meta dated in the future")
 
 // refresher keeps the market warm until ctx ends: a warm-up, then a tick
 // every refresh period.
@@ -28,7 +32,10 @@ func (m *market) refresher(ctx context.Context) {
 		}
 		t.Reset(m.untilTick())
 		m.restoreL2LastGood(ctx)
-		if m.backoff.wait(m.sh.now()) != nil {
+		// During another process's backoff the tick asks the lock again (one
+		// Redis call, no request to Binance): when an operator deleted the
+		// marker, this process resumes now rather than at the marker's end.
+		if be := m.backoff.wait(m.sh.now()); be != nil && !isPeerFailure(be.Cause) {
 			continue
 		}
 		if err := m.tick(ctx); err != nil && ctx.Err() == nil {
@@ -78,6 +85,10 @@ func (m *market) tick(ctx context.Context) error {
 	mctx, cancel := context.WithTimeout(ctx, m.sh.cfg.FetchTimeout)
 	meta, err := m.sh.co.Meta(mctx, string(m.name))
 	cancel()
+	if err == nil && m.sh.future(meta.FetchedAt) {
+		m.dated("l2", "meta", meta.FetchedAt)
+		err = errFutureMeta // names no snapshot: fetch
+	}
 	if err == nil && !meta.FetchedAt.Before(start) {
 		if meta.FetchedAt.After(m.newest()) {
 			m.readPeer(ctx, meta)
@@ -107,10 +118,50 @@ func (m *market) untilTick() time.Duration {
 // refresh at the same moments and the lock lets one of them fetch.
 func (m *market) epoch(t time.Time) time.Time { return t.Truncate(m.sh.cfg.RefreshInterval) }
 
+// announceGap is the least time between two reads of announced snapshots
+// of one market: announcements come once per refresh period from a healthy
+// deployment, and a flood of them (forged, say) must not turn into a flood
+// of megabyte reads from Redis.
+const announceGap = 250 * time.Millisecond
+
 // announced takes up a snapshot another process announced, unless memory
-// holds it or a newer one already (its own announcements included).
+// holds it or a newer one already (its own announcements included), or it
+// is dated in the future. Within announceGap of the last read, the newest
+// announcement waits for flushAnnounced.
 func (m *market) announced(ctx context.Context, meta l2.Meta) {
-	if meta.FetchedAt.After(m.newest()) {
+	if m.sh.future(meta.FetchedAt) {
+		m.dated("announcement", "invalidate", meta.FetchedAt)
+		return
+	}
+	if !meta.FetchedAt.After(m.newest()) {
+		return
+	}
+	m.announce.Lock()
+	wait := m.announce.last.Add(announceGap).After(m.sh.now())
+	if wait {
+		if meta.FetchedAt.After(m.announce.pending.FetchedAt) {
+			m.announce.pending = meta
+		}
+	} else {
+		m.announce.last, m.announce.pending = m.sh.now(), l2.Meta{}
+	}
+	m.announce.Unlock()
+	if !wait {
+		m.readPeer(ctx, meta)
+	}
+}
+
+// flushAnnounced reads the announcement that waited for announceGap, once
+// the gap has passed.
+func (m *market) flushAnnounced(ctx context.Context) {
+	m.announce.Lock()
+	meta := m.announce.pending
+	due := !meta.FetchedAt.IsZero() && !m.announce.last.Add(announceGap).After(m.sh.now())
+	if due {
+		m.announce.last, m.announce.pending = m.sh.now(), l2.Meta{}
+	}
+	m.announce.Unlock()
+	if due && meta.FetchedAt.After(m.newest()) {
 		m.readPeer(ctx, meta)
 	}
 }
@@ -133,6 +184,10 @@ func (m *market) readPeer(ctx context.Context, meta l2.Meta) {
 // one fetched after after that this process has not read yet, else nil.
 func (m *market) peerInL2(ctx context.Context, after time.Time) *exchangeinfo.Snapshot {
 	meta, err := m.sh.co.Meta(ctx, string(m.name))
+	if err == nil && m.sh.future(meta.FetchedAt) {
+		m.dated("l2", "meta", meta.FetchedAt)
+		return nil
+	}
 	if err != nil || !meta.FetchedAt.After(after) || !m.seen.first(meta) {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 type counters struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors atomic.Uint64
 	stale, unavailable, sharedWaits, adopted     atomic.Uint64
+	futureDated                                  atomic.Uint64
 	fetches                                      [numClasses]atomic.Uint64 // by class (fetchClasses)
 	staleBy                                      [numClasses]atomic.Uint64 // by class (staleClasses)
 }
@@ -26,17 +27,21 @@ type Stats struct {
 	// L2Errors counts L2 reads that failed or held something unusable.
 	L2Errors uint64
 	// Fetches counts upstream fetches by outcome: "ok", "status",
-	// "rate_limited", "backoff", "invalid", "shrunk", "timeout", "error".
+	// "rate_limited", "backoff", "invalid", "shrunk", "grown", "timeout", "error".
 	Fetches map[string]uint64
 	// Stale counts answers served past their TTL; Unavailable, Gets that
 	// had nothing to serve.
 	Stale, Unavailable uint64
 	// StaleByReason splits Stale by cause: "refresh_in_progress", or the
 	// fetch outcome that made the snapshot stale ("status", "rate_limited",
-	// "backoff", "invalid", "shrunk", "timeout", "error").
+	// "backoff", "invalid", "shrunk", "grown", "timeout", "error").
 	StaleByReason map[string]uint64
 	// SharedWaits counts Gets that joined a load another caller started.
 	SharedWaits uint64
+	// FutureDated counts values ignored because they were dated more than
+	// MaxSkew after this process's clock: L2 envelopes, meta keys and
+	// announcements.
+	FutureDated uint64
 	// With a Coordinator: LocksAcquired counts fetches this process made
 	// holding the refresh lock; LockWaits, fetches it left to another
 	// process that held the lock, waiting for its snapshot; LockErrors,
@@ -75,6 +80,7 @@ func (m *market) statsNow() Stats {
 		Unavailable:   c.unavailable.Load(),
 		SharedWaits:   c.sharedWaits.Load(),
 		Adopted:       c.adopted.Load(),
+		FutureDated:   c.futureDated.Load(),
 		Fetches:       make(map[string]uint64, len(fetchClasses)),
 		StaleByReason: make(map[string]uint64, len(staleClasses)),
 		State:         m.state(),

@@ -3,6 +3,7 @@ package symcache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"sync"
@@ -40,6 +41,9 @@ type Disk interface {
 // Upstream fetches and validates one market's snapshot, as *fetch.Client does.
 type Upstream interface {
 	Fetch(ctx context.Context) (*exchangeinfo.Snapshot, error)
+	// Unblock lifts any wait the upstream keeps itself (a host blocked by a
+	// 429 or 418) and reports whether there was one.
+	Unblock() bool
 }
 
 // shared is what every market of a Cache has in common: the tiers, the
@@ -55,6 +59,15 @@ type shared struct {
 
 func (sh *shared) now() time.Time { return sh.cfg.Now() }
 
+// MaxSkew is how far ahead of this process's clock a snapshot, an L2
+// envelope, a meta key or an announcement may be dated (another host's clock
+// may run ahead): l2's bound, one minute. Anything dated later is invalid
+// everywhere: it would be served as fresh for as long as it is in the future.
+const MaxSkew = l2.MaxSkew
+
+// future reports whether t is too far ahead of now to be believed.
+func (sh *shared) future(t time.Time) bool { return t.After(sh.now().Add(MaxSkew)) }
+
 func (sh *shared) fresh(s *exchangeinfo.Snapshot) bool { return s.Age(sh.now()) < sh.cfg.TTL }
 
 func (sh *shared) servable(s *exchangeinfo.Snapshot) bool {
@@ -64,8 +77,11 @@ func (sh *shared) servable(s *exchangeinfo.Snapshot) bool {
 // The moves of a snapshot between tiers, named after the tier they touch.
 
 // keepLastGood makes s the market's last good snapshot in memory, unless a
-// newer one is held already.
+// newer one is held already (or s is dated in the future).
 func (m *market) keepLastGood(s *exchangeinfo.Snapshot) {
+	if m.sh.future(s.FetchedAt()) {
+		return
+	}
 	for {
 		old := m.lastGood.Load()
 		if old != nil && !s.FetchedAt().After(old.FetchedAt()) {
@@ -85,9 +101,16 @@ func (m *market) newest() time.Time {
 	return time.Time{}
 }
 
-// toL1 puts s in L1 for the rest of its TTL.
+// toL1 puts s in L1 for the rest of its TTL. When L1 does not keep it (a
+// snapshot larger than L1's budget, say), Get serves it from memory while it
+// is fresh, rather than asking Binance on every request.
 func (m *market) toL1(s *exchangeinfo.Snapshot) {
-	m.sh.l1.Set(s, m.sh.cfg.TTL-s.Age(m.sh.now()))
+	if m.sh.l1.Set(s, m.sh.cfg.TTL-s.Age(m.sh.now())) {
+		return
+	}
+	if old := m.l1Refused.Swap(s); old != s {
+		m.sh.log.Warn("L1 did not keep the snapshot (larger than its budget?); serving it from memory", "market", m.name, "tier", "l1", "bytes", s.Size())
+	}
 }
 
 // toL2 writes a snapshot fetched by this process to L2. A failure is
@@ -133,6 +156,11 @@ func (m *market) readL2(ctx context.Context, k l2Key) (s *exchangeinfo.Snapshot,
 		}
 		m.stats.l2Errors.Add(1) // unreadable or corrupt; l2 logged it
 		return nil, false
+	}
+	if m.sh.future(e.FetchedAt) {
+		m.stats.l2Errors.Add(1)
+		m.dated("l2", key, e.FetchedAt)
+		return nil, true
 	}
 	// The snapshot memory already holds needs no second parse (megabytes).
 	if old := m.lastGood.Load(); old != nil && e.FetchedAt.Equal(old.FetchedAt()) && e.ETag == old.ETag() {
@@ -193,12 +221,16 @@ type diskCopy struct {
 	saved time.Time // FetchedAt of the newest snapshot saved or loaded
 }
 
-// load returns the copy on disk, or nil when there is none or it is unusable.
-func (d *diskCopy) load() *exchangeinfo.Snapshot {
+// load returns the copy on disk, or nil when there is none or it is
+// unusable: unreadable, invalid, or dated after latest.
+func (d *diskCopy) load(latest time.Time) *exchangeinfo.Snapshot {
 	if d.disk == nil {
 		return nil
 	}
 	s, err := d.disk.Load(d.market)
+	if err == nil && s.FetchedAt().After(latest) {
+		err = fmt.Errorf("fetched at %s, in the future", s.FetchedAt().UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			d.log.Warn("ignoring the disk copy", "market", d.market, "tier", "disk", "err", err)
@@ -238,5 +270,16 @@ func envelope(s *exchangeinfo.Snapshot) l2.Envelope {
 		ETag:         s.ETag(),
 		ExchangeInfo: s.Body(),
 		BodyGzip:     s.Gzip(), // made when the snapshot was; a gzip L2 stores it as it is
+	}
+}
+
+// dated counts and logs a value from source dated too far in the future to
+// be believed; it is logged once per value, however often it is met.
+func (m *market) dated(source, key string, at time.Time) {
+	m.stats.futureDated.Add(1)
+	ms := at.UnixMilli() // the precision of a meta key: one value however it is read
+	if old := m.lastFuture.Swap(ms); old != ms {
+		m.sh.log.Warn("ignoring a value dated in the future", "market", m.name, "tier", source, "key", key,
+			"fetched_at", at.UTC().Format(time.RFC3339Nano), "max_skew", MaxSkew.String())
 	}
 }

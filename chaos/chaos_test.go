@@ -532,6 +532,9 @@ func (w *world) startSidecar(slot, gen int) *incarnation {
 			Timeout:    attemptTimeout,
 			Gate:       gate,
 			Logger:     log,
+			// The script's 418s ask for seconds, not the 2 minutes of
+			// Binance's shortest ban: the run must see bans end.
+			BanMin: time.Second,
 		})
 		if err != nil {
 			t.Fatalf("fetch.New(%s): %v", mk.m, err)

@@ -7,7 +7,8 @@
 // Files are replaced atomically (a temporary file in the same folder, synced,
 // then renamed over the old one), so a crash leaves the old copy or the new
 // one, never a mix; a copy that fails validation when loaded is an error, not
-// a snapshot.
+// a snapshot. Load reads only a regular file of at most [Store.MaxBytes]
+// bytes: never through a symbolic link, from a device or a FIFO.
 package disk
 
 import (
@@ -15,6 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,13 +26,20 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 )
 
-// maxFile bounds what Load reads (Binance's spot answer is a few MB).
-const maxFile = 256 << 20
+// DefaultMaxBytes is [Store.MaxBytes] when zero: 65 MiB, the largest body
+// the fetcher accepts (64 MiB) with room for the header line; the same
+// default as l2's MaxValueBytes. Binance's spot answer is 3.7 MB.
+const DefaultMaxBytes = 65 << 20
 
 // Store is a folder of snapshots. It is safe for concurrent use by one
 // process; Save calls for the same market must not race each other (the
 // cache saves each market from one place at a time).
 type Store struct {
+	// MaxBytes bounds a file: Load refuses a larger one, or one that grows
+	// past it while read, and Save refuses to write one. If zero,
+	// DefaultMaxBytes (65 MiB). Set it before the Store is used.
+	MaxBytes int64
+
 	dir string
 }
 
@@ -58,11 +69,22 @@ func New(dir string) (*Store, error) {
 
 func (s *Store) path(m exchangeinfo.Market) string { return filepath.Join(s.dir, string(m)+".json") }
 
-// Save replaces the market's file with snap, atomically.
+func (s *Store) maxBytes() int64 {
+	if s.MaxBytes > 0 {
+		return min(s.MaxBytes, math.MaxInt-1) // room for limit+1 in a slice
+	}
+	return DefaultMaxBytes
+}
+
+// Save replaces the market's file with snap, atomically. A file larger than
+// MaxBytes, which Load would refuse, is an error.
 func (s *Store) Save(snap *exchangeinfo.Snapshot) error {
 	h, err := json.Marshal(header{Market: snap.Market(), FetchedAt: snap.FetchedAt().UTC()})
 	if err != nil {
 		return fmt.Errorf("disk save %s: %w", snap.Market(), err)
+	}
+	if n := int64(len(h) + 1 + len(snap.Body())); n > s.maxBytes() {
+		return fmt.Errorf("disk save %s: file of %d bytes would be larger than %d", snap.Market(), n, s.maxBytes())
 	}
 	f, err := os.CreateTemp(s.dir, "."+string(snap.Market())+"-*.tmp")
 	if err != nil {
@@ -94,28 +116,104 @@ func (s *Store) Save(snap *exchangeinfo.Snapshot) error {
 }
 
 // Load reads the market's file and validates it with exchangeinfo.Parse. A
-// missing file is an error matching os.ErrNotExist.
+// missing file is an error matching os.ErrNotExist. Only a regular file is
+// read: a symbolic link (even to a regular file), a directory, a device, a
+// FIFO or a socket is an error that says what it is, and so is a file larger
+// than MaxBytes, or one that grows past it while read. Load never blocks on
+// the file itself (a FIFO is opened without waiting for a writer, then
+// refused).
 func (s *Store) Load(m exchangeinfo.Market) (*exchangeinfo.Snapshot, error) {
-	f, err := os.Open(s.path(m))
-	if err != nil {
-		return nil, fmt.Errorf("disk load %s: %w", m, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxFile {
-		return nil, fmt.Errorf("disk load %s: file of %d bytes is larger than %d", m, fi.Size(), maxFile)
-	}
-	b, err := os.ReadFile(f.Name())
+	name := s.path(m)
+	b, err := readRegular(name, s.maxBytes())
 	if err != nil {
 		return nil, fmt.Errorf("disk load %s: %w", m, err)
 	}
 	line, body, ok := bytes.Cut(b, []byte{'\n'})
 	var h header
 	if !ok || json.Unmarshal(line, &h) != nil || h.Market != m || h.FetchedAt.IsZero() {
-		return nil, fmt.Errorf("disk load %s: %s has no valid header line", m, f.Name())
+		return nil, fmt.Errorf("disk load %s: %s has no valid header line", m, name)
 	}
 	snap, err := exchangeinfo.Parse(m, body, h.FetchedAt)
 	if err != nil {
 		return nil, fmt.Errorf("disk load %s: %w", m, err)
 	}
 	return snap, nil
+}
+
+// readRegular returns the content of the regular file name, of at most
+// limit bytes. It looks before it opens (Lstat), opens without following a
+// symbolic link and without blocking (openNoFollow), and looks again at
+// what it opened (Fstat), since the file may have been replaced between.
+// It reads at most limit+1 bytes, whatever the size said.
+func readRegular(name string, limit int64) ([]byte, error) {
+	fi, err := os.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFile(name, fi, limit); err != nil {
+		return nil, err
+	}
+	f, err := openNoFollow(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if err := checkFile(name, fi, limit); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, fi.Size()+1) // +1: EOF without growing
+	for {
+		if int64(len(b)) > limit {
+			return nil, fmt.Errorf("%s grew past %d bytes while read", name, limit)
+		}
+		if len(b) == cap(b) { // it grew since Fstat: by doubling, to limit+1 at most
+			grown := make([]byte, len(b), min(max(2*int64(cap(b)), 512), limit+1))
+			copy(grown, b)
+			b = grown
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			if int64(len(b)) > limit {
+				return nil, fmt.Errorf("%s grew past %d bytes while read", name, limit)
+			}
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// checkFile refuses anything but a regular file of at most limit bytes.
+func checkFile(name string, fi fs.FileInfo, limit int64) error {
+	if t := fi.Mode().Type(); t != 0 {
+		return fmt.Errorf("%s is not a regular file but a %s", name, typeName(t))
+	}
+	if fi.Size() > limit {
+		return fmt.Errorf("%s is %d bytes, larger than %d", name, fi.Size(), limit)
+	}
+	return nil
+}
+
+// typeName names a file type.
+func typeName(t fs.FileMode) string {
+	switch {
+	case t&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case t&fs.ModeDir != 0:
+		return "directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	case t&fs.ModeCharDevice != 0:
+		return "character device"
+	case t&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "file of type " + t.String()
 }

@@ -126,8 +126,9 @@ func (s *Snapshot) ServerTime() time.Time { return s.serverTime }
 // FetchedAt is when the body was received from Binance.
 func (s *Snapshot) FetchedAt() time.Time { return s.fetchedAt }
 
-// Age is how long before now the body was received from Binance.
-func (s *Snapshot) Age(now time.Time) time.Duration { return now.Sub(s.fetchedAt) }
+// Age is how long before now the body was received from Binance; never
+// negative (a snapshot dated after now, by another host's clock, is age 0).
+func (s *Snapshot) Age(now time.Time) time.Duration { return max(now.Sub(s.fetchedAt), 0) }
 
 // ETag is a strong HTTP entity tag (quoted) derived from Body alone, so every
 // process that holds the same bytes gives the same tag. It is computed on

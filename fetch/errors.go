@@ -15,17 +15,36 @@ import (
 // *exchangeinfo.InvalidError that says why.
 var ErrInvalid = exchangeinfo.ErrInvalid
 
-// StatusError is an answer whose status is not 200.
+// StatusError is an answer whose status is not 200, a redirect included
+// (none is followed).
 type StatusError struct {
-	Code       int
-	URL        string        // the request URL, without userinfo
-	RetryAfter time.Duration // from Retry-After: always set for 429 and 418 (60s if missing), else only if sent
-	Msg        string        // Binance's "msg" if the body was {"code":…,"msg":…}, else the body's first 200 bytes
+	Code int
+	URL  string // the request URL, without userinfo
+	// RetryAfter is how long the answer's host is blocked in the Gate: for a
+	// 429, its Retry-After (60s if missing or unparsable) at most
+	// Config.RateLimitMax; for a 418, the same between Config.BanMin and
+	// Config.BanMax. It is 0 for any other status, whatever was sent: the
+	// caller's own backoff applies.
+	RetryAfter time.Duration
+	// RetryAfterSent is the Retry-After header as sent, whatever the
+	// status: its first 64 bytes, as valid UTF-8; empty if none.
+	RetryAfterSent string
+	// RetryAfterClamped reports that RetryAfterSent was a valid Retry-After
+	// out of bounds for Code (429 or 418), so RetryAfter is the nearest
+	// bound. Each clamp is also logged once, at Warn.
+	RetryAfterClamped bool
+	// Msg is Binance's "msg" if the body was {"code":…,"msg":…}; for a 3xx
+	// with a Location, "redirect to <Location> not followed"; else the
+	// body's first 200 bytes.
+	Msg string
 }
 
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("GET %s: %d %s", e.URL, e.Code, http.StatusText(e.Code))
-	if e.RetryAfter > 0 {
+	switch {
+	case e.RetryAfterClamped:
+		s += fmt.Sprintf(" (retry after %v; Retry-After %q out of bounds)", e.RetryAfter, e.RetryAfterSent)
+	case e.RetryAfter > 0:
 		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
 	}
 	if e.Msg != "" {

@@ -6,10 +6,24 @@
 // that Binance meant (any other status, or a 200 with an invalid body) is
 // returned as is: a *StatusError, or an error matching ErrInvalid.
 //
-// A 429 or 418 blocks its host in a Gate for the answer's Retry-After (60s
-// if absent). While any configured host is blocked, Fetch sends nothing and
-// returns a *BackoffError; failing over would only dodge the ban. Clients
-// that share hosts should share a Gate.
+// Every wait and every byte that comes from upstream is bounded:
+//
+//   - Retry-After is honoured on 429 and 418 only. A 429 blocks its host in a
+//     Gate for its Retry-After (60s if absent), at most Config.RateLimitMax; a
+//     418 (an IP ban) for its Retry-After between Config.BanMin and
+//     Config.BanMax. A value out of bounds is clamped and logged, and the
+//     *StatusError tells both. While any configured host is blocked, Fetch
+//     sends nothing and returns a *BackoffError; failing over would only
+//     dodge the ban. Clients that share hosts should share a Gate. On any
+//     other status, Retry-After is ignored: the caller's own backoff applies.
+//   - A 200's body is read into a buffer sized up front, from its
+//     Content-Length or else from the size of the last valid body, and never
+//     more than Config.MaxBodyBytes (plus one byte, to tell a body that is
+//     too large); a Content-Length above it is refused before reading. Of
+//     any other answer, 4 KiB at most are read.
+//   - Redirects are not followed: a 3xx is a *StatusError, so requests go to
+//     the base URLs only, and never carry a Referer.
+//   - Each attempt has Config.Timeout, from connecting to the last byte.
 package fetch
 
 import (
@@ -37,7 +51,14 @@ import (
 const (
 	DefaultTimeout      = 10 * time.Second
 	DefaultMaxBodyBytes = 64 << 20
+	DefaultRateLimitMax = 5 * time.Minute
+	DefaultBanMin       = 2 * time.Minute // Binance's shortest IP ban
+	DefaultBanMax       = 72 * time.Hour  // Binance's longest IP ban, for repeat offenders
 )
+
+// firstBodyBuffer is the buffer a body of unknown length starts in when the
+// Client has read no valid body yet.
+const firstBodyBuffer = 64 << 10
 
 const userAgent = "symcache"
 
@@ -52,16 +73,33 @@ type Config struct {
 	BaseURLs []string
 	// HTTPClient sends the requests. If nil, a client with its own
 	// transport (keep-alives, gzip, proxy from the environment) and no
-	// overall timeout: Timeout bounds each attempt.
+	// overall timeout: Timeout bounds each attempt. Either way the Client
+	// follows no redirect: it uses a copy of HTTPClient whose CheckRedirect
+	// refuses them (HTTPClient itself is not modified).
 	HTTPClient *http.Client
 	// Timeout bounds one attempt (one base URL), from connecting to reading
 	// the last byte of the body. If zero, DefaultTimeout (10s).
 	Timeout time.Duration
-	// MaxBodyBytes is the largest body accepted; a larger one is invalid.
-	// If zero, DefaultMaxBodyBytes (64 MiB).
+	// MaxBodyBytes is the largest body accepted; a larger one is invalid,
+	// and reading it costs at most MaxBodyBytes+1 bytes of memory. If zero,
+	// DefaultMaxBodyBytes (64 MiB).
 	MaxBodyBytes int64
-	// Gate holds the hosts blocked by 429 and 418. If nil, the Client has
-	// its own; share one between Clients that use the same hosts.
+	// RateLimitMax is the longest a 429 blocks its host: a larger
+	// Retry-After is clamped to it and logged. A 429 without a valid
+	// Retry-After blocks for 60s, or RateLimitMax if shorter. If zero,
+	// DefaultRateLimitMax (5m).
+	RateLimitMax time.Duration
+	// BanMin is the shortest a 418 (an IP ban) blocks its host: a shorter
+	// Retry-After (0, a date in the past) is raised to it and logged. A 418
+	// without a valid Retry-After blocks for 60s or BanMin, the longer. If
+	// zero, DefaultBanMin (2m). It may not be longer than BanMax.
+	BanMin time.Duration
+	// BanMax is the longest a 418 blocks its host: a larger Retry-After is
+	// clamped to it and logged. If zero, DefaultBanMax (72h).
+	BanMax time.Duration
+	// Gate holds the hosts blocked by 429 and 418, for no longer than
+	// RateLimitMax and BanMax. If nil, the Client has its own; share one
+	// between Clients that use the same hosts.
 	Gate *Gate
 	// Logger receives warnings: rate limiting, a 451, a failover. If nil,
 	// slog.Default().
@@ -79,11 +117,12 @@ type Client struct {
 	hc      *http.Client
 	timeout time.Duration
 	maxBody int64
+	bounds  bounds
 	gate    *Gate
 	log     *slog.Logger
 	now     func() time.Time
 
-	sizeHint atomic.Int64 // length of the last body read, to size the next buffer
+	lastSize atomic.Int64 // length of the last valid body, to size the next buffer
 	rec      recorder
 
 	mu       sync.Mutex
@@ -109,6 +148,22 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("fetch %s: negative MaxBodyBytes %d", cfg.Market, cfg.MaxBodyBytes)
 	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"RateLimitMax", cfg.RateLimitMax}, {"BanMin", cfg.BanMin}, {"BanMax", cfg.BanMax}} {
+		if f.d < 0 {
+			return nil, fmt.Errorf("fetch %s: negative %s %v", cfg.Market, f.name, f.d)
+		}
+	}
+	rb := bounds{
+		rateLimitMax: cmp.Or(cfg.RateLimitMax, DefaultRateLimitMax),
+		banMin:       cmp.Or(cfg.BanMin, DefaultBanMin),
+		banMax:       cmp.Or(cfg.BanMax, DefaultBanMax),
+	}
+	if rb.banMin > rb.banMax {
+		return nil, fmt.Errorf("fetch %s: BanMin %v is longer than BanMax %v (zero means the default)", cfg.Market, rb.banMin, rb.banMax)
+	}
 	raws := cfg.BaseURLs
 	if len(raws) == 0 {
 		raws = []string{cfg.Market.DefaultBaseURL()}
@@ -118,6 +173,7 @@ func New(cfg Config) (*Client, error) {
 		hc:      cfg.HTTPClient,
 		timeout: cmp.Or(cfg.Timeout, DefaultTimeout),
 		maxBody: cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		bounds:  rb,
 		gate:    cfg.Gate,
 		log:     cfg.Logger,
 		now:     cfg.Now,
@@ -131,7 +187,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.hc == nil {
 		c.hc = newHTTPClient()
+	} else {
+		hc := *c.hc // the caller's client stays as it is
+		c.hc = &hc
 	}
+	c.hc.CheckRedirect = refuseRedirect
 	if c.gate == nil {
 		c.gate = NewGate()
 	}
@@ -204,6 +264,13 @@ func redactRaw(raw string) string {
 	return raw
 }
 
+// refuseRedirect is every Client's CheckRedirect: Do returns the 3xx as
+// is, and Fetch a *StatusError. Binance's exchangeInfo does not redirect;
+// a redirect means a wrong base URL or someone in the way, and a followed
+// one would be a request that the Gate, the metrics and the used weight
+// never see. So none is followed, to another host or to the same one.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 func newHTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -230,11 +297,13 @@ func (c *Client) UsedWeight() (weight int64, at time.Time) {
 //
 // It moves on to the next base URL only after a network error, a timeout or
 // a 5xx; when all fail, the last error is returned. Any other answer ends
-// the Fetch: a *StatusError for a status other than 200 (429 and 418 also
-// block the host in the Gate), an error matching ErrInvalid for a 200 whose
-// body is invalid, cut short or too large. While any configured host is
-// blocked, Fetch sends nothing and returns a *BackoffError. If ctx ends, the
-// error matches ctx.Err(). Errors read "fetch <market>: …".
+// the Fetch: a *StatusError for a status other than 200 (a 3xx included: no
+// redirect is followed; 429 and 418 also block the host in the Gate, for
+// their Retry-After within Config's bounds), an error matching ErrInvalid
+// for a 200 whose body is invalid, cut short or too large. While any
+// configured host is blocked, Fetch sends nothing and returns a
+// *BackoffError. If ctx ends, the error matches ctx.Err(). Errors read
+// "fetch <market>: …".
 func (c *Client) Fetch(ctx context.Context) (*exchangeinfo.Snapshot, error) {
 	if err := c.blocked(c.now()); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", c.market, err)
@@ -260,6 +329,21 @@ func (c *Client) Fetch(ctx context.Context) (*exchangeinfo.Snapshot, error) {
 		}
 	}
 	return nil, fmt.Errorf("fetch %s: %w", c.market, err)
+}
+
+// Unblock lifts the Gate's blocks of every host c asks, for an operator who
+// knows better than the last 429 or 418 (a proxy's, say: asking Binance
+// itself during a real ban only makes the ban longer). It reports whether
+// any host was blocked.
+func (c *Client) Unblock() bool {
+	any := false
+	for _, b := range c.bases {
+		any = c.gate.Unblock(b.host) || any
+	}
+	if any {
+		c.log.Warn("binance rate limit lifted by an operator", "market", c.market)
+	}
+	return any
 }
 
 // blocked returns a *BackoffError if any configured host is blocked at now:
@@ -314,6 +398,7 @@ func (c *Client) get(ctx context.Context, b *base) (snap *exchangeinfo.Snapshot,
 	if err != nil {
 		return nil, false, fmt.Errorf("GET %s: %w", b.redacted, err)
 	}
+	c.lastSize.Store(int64(len(body)))
 	return snap, false, nil
 }
 
@@ -333,52 +418,129 @@ func (c *Client) netError(ctx, actx context.Context, b *base, err error) error {
 	return fmt.Errorf("GET %s: %w", b.redacted, err)
 }
 
-// readBody reads a 200's body, up to maxBody bytes. A body that is too large
-// or cut short is an *exchangeinfo.InvalidError.
+// readBody reads a 200's body, up to maxBody bytes, into a buffer sized up
+// front: from the Content-Length, or else from the last valid body's size.
+// A body that is too large or cut short is an *exchangeinfo.InvalidError; a
+// Content-Length above maxBody is one before anything is read.
 func (c *Client) readBody(resp *http.Response) ([]byte, error) {
-	if resp.ContentLength > c.maxBody {
-		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body of %d bytes is larger than the limit of %d", resp.ContentLength, c.maxBody)}
+	size := resp.ContentLength // -1 when unknown: chunked, or decompressed by the transport
+	switch {
+	case size > c.maxBody:
+		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body of %d bytes is larger than the limit of %d", size, c.maxBody)}
+	case size >= 0:
+		size++ // room to read EOF without a second buffer
+	default:
+		size = c.bodyHint()
 	}
-	hint := resp.ContentLength // -1 when unknown, e.g. decompressed by the transport
-	if hint < 0 {
-		hint = c.sizeHint.Load()
-		hint += hint / 8
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(min(hint, c.maxBody)) + bytes.MinRead) // room to read EOF without growing
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
-	if err != nil {
+	body, n, err := readAll(resp.Body, size, c.maxBody+1)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body larger than the limit of %d bytes", c.maxBody)}
+	case err != nil:
 		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body cut short after %d bytes: %v", n, err)}
 	}
-	if n > c.maxBody {
-		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body larger than the limit of %d bytes", c.maxBody)}
-	}
-	c.sizeHint.Store(n)
-	return buf.Bytes(), nil
+	return body, nil
 }
 
-// statusError reads a non-200 answer; for 429 and 418 it blocks b's host.
+// bodyHint is the buffer to read a body of unknown length into: the last
+// valid body's length and an eighth more (the market may have grown), at
+// most maxBody+1; firstBodyBuffer before any.
+//
+// Not more: the buffer a body fits in becomes the snapshot's, capacity
+// included, for as long as it is cached. Twice the last size would make
+// every snapshot hold twice its bytes, which its cost in L1 (its length)
+// does not count.
+func (c *Client) bodyHint() int64 {
+	last := c.lastSize.Load()
+	if last == 0 {
+		return firstBodyBuffer
+	}
+	return min(last+last/8, c.maxBody) + 1
+}
+
+// errTooLarge is readAll's error for a reader with limit bytes or more.
+var errTooLarge = errors.New("too large")
+
+// readAll reads r to EOF into a buffer of size bytes and, if that fills,
+// into further buffers, each as large as everything read before it. Those
+// hold limit bytes in all, at most: a reader with that many or more is
+// errTooLarge. A body that fits the first buffer is returned in it; else it
+// is copied once into one of its exact size. The int64 is the number of
+// bytes read, also on error.
+func readAll(r io.Reader, size, limit int64) ([]byte, int64, error) {
+	buf := make([]byte, 0, min(size, limit))
+	var (
+		full [][]byte // buffers filled before buf
+		n    int64    // bytes in full
+	)
+	for {
+		if len(buf) == cap(buf) {
+			n += int64(len(buf))
+			if n >= limit {
+				return nil, n, errTooLarge
+			}
+			full = append(full, buf)
+			buf = make([]byte, 0, min(n, limit-n))
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, n + int64(len(buf)), err
+		}
+	}
+	if n += int64(len(buf)); n >= limit { // EOF came with the limit's last byte
+		return nil, n, errTooLarge
+	}
+	if full == nil {
+		return buf, n, nil
+	}
+	body := make([]byte, 0, n)
+	for _, b := range full {
+		body = append(body, b...)
+	}
+	return append(body, buf...), n, nil
+}
+
+// statusError reads a non-200 answer; for 429 and 418 it blocks b's host
+// for the answer's Retry-After, within c's bounds.
 func (c *Client) statusError(resp *http.Response, b *base, now time.Time) *StatusError {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10)) // what is read is enough for Msg
 	se := &StatusError{Code: resp.StatusCode, URL: b.redacted, Msg: errorMsg(raw)}
-	d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now)
-	if ok {
-		se.RetryAfter = d
+	if loc := resp.Header.Get("Location"); loc != "" && se.Code >= 300 && se.Code < 400 {
+		se.Msg = "redirect to " + clip(redactRaw(loc), 200) + " not followed"
 	}
+	sent := resp.Header.Get("Retry-After")
+	se.RetryAfterSent = clip(sent, maxRetryAfterSent)
+	se.RetryAfter, se.RetryAfterClamped = c.bounds.retryAfter(se.Code, sent, now)
 	switch {
 	case se.RateLimited():
-		if !ok {
-			se.RetryAfter = defaultRetryAfter
-		}
 		until := now.Add(se.RetryAfter)
 		c.gate.Block(b.host, se.Code, until)
-		c.log.Warn("binance rate limit: no requests to this host until Retry-After has passed",
-			"market", c.market, "status", se.Code, "host", b.host, "retry_after", se.RetryAfter, "until", until, "msg", se.Msg)
+		msg := "binance rate limit: no requests to this host until Retry-After has passed"
+		if se.RetryAfterClamped {
+			msg = "binance Retry-After out of bounds: clamped"
+		}
+		c.log.Warn(msg, "market", c.market, "status", se.Code, "host", b.host,
+			"retry_after", se.RetryAfter, "retry_after_sent", se.RetryAfterSent, "until", until, "binance_msg", se.Msg)
 	case se.Code == http.StatusUnavailableForLegalReasons:
 		c.log.Warn("binance refuses requests from this location (451): configure another base URL or run in another region",
-			"market", c.market, "status", se.Code, "url", b.redacted, "msg", se.Msg)
+			"market", c.market, "status", se.Code, "url", b.redacted, "binance_msg", se.Msg)
 	}
 	return se
+}
+
+// maxRetryAfterSent is the most of a Retry-After kept in a StatusError.
+const maxRetryAfterSent = 64
+
+// clip returns s's first n bytes at most, as valid UTF-8.
+func clip(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "")
 }
 
 // errorMsg is Binance's "msg" if raw is an error body {"code":…,"msg":…},

@@ -220,14 +220,14 @@ func TestClient_Fetch_allFail(t *testing.T) {
 		c := newClient(t, fetch.Config{Market: f.market, BaseURLs: []string{refused, up.URL}})
 		_, err := c.Fetch(t.Context())
 		var se *fetch.StatusError
-		want := fetch.StatusError{Code: 502, URL: up.URL + f.path, RetryAfter: 3 * time.Second, Msg: "bad gateway"}
+		want := fetch.StatusError{Code: 502, URL: up.URL + f.path, RetryAfterSent: "3", Msg: "bad gateway"}
 		if !errors.As(err, &se) || *se != want {
 			t.Fatalf("Fetch() = %v, want %v", err, &want)
 		}
 		if se.RateLimited() {
 			t.Errorf("RateLimited() = true, want false")
 		}
-		// Only 429 and 418 block a host, whatever their Retry-After.
+		// Only 429 and 418 block a host; a 502's Retry-After is not honoured.
 		if _, err := c.Fetch(t.Context()); errors.As(err, new(*fetch.BackoffError)) {
 			t.Errorf("second Fetch() = %v, want another attempt", err)
 		}
@@ -627,6 +627,34 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+	for _, tt := range []struct {
+		name  string
+		cfg   fetch.Config
+		names []string // in the error
+	}{
+		{"negative RateLimitMax", fetch.Config{RateLimitMax: -time.Second}, []string{"RateLimitMax"}},
+		{"negative BanMin", fetch.Config{BanMin: -time.Second}, []string{"BanMin"}},
+		{"negative BanMax", fetch.Config{BanMax: -time.Second}, []string{"BanMax"}},
+		{"BanMin longer than BanMax", fetch.Config{BanMin: 2 * time.Hour, BanMax: time.Hour}, []string{"BanMin", "BanMax"}},
+		{"BanMin longer than the default BanMax", fetch.Config{BanMin: 100 * time.Hour}, []string{"BanMin", "BanMax"}},
+		{"BanMax shorter than the default BanMin", fetch.Config{BanMax: time.Minute}, []string{"BanMin", "BanMax"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Market = exchangeinfo.Spot
+			c, err := fetch.New(tt.cfg)
+			if err == nil {
+				t.Fatalf("New(%+v) = %v, nil, want an error", tt.cfg, c)
+			}
+			for _, name := range tt.names {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("New(%+v) = %v, want an error naming %s", tt.cfg, err, name)
+				}
+			}
+		})
+	}
+	if _, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BanMin: time.Hour, BanMax: time.Hour, RateLimitMax: time.Second}); err != nil {
+		t.Errorf("New() with BanMin = BanMax = %v, want nil", err)
+	}
 	for _, urls := range [][]string{
 		nil,
 		{"https://api.binance.com"},
@@ -709,6 +737,16 @@ func TestStatusError_Error(t *testing.T) {
 	if got := e.Error(); got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
+	e = &fetch.StatusError{Code: 418, URL: "https://api.binance.com/api/v3/exchangeInfo", RetryAfter: 72 * time.Hour, RetryAfterSent: "864000", RetryAfterClamped: true}
+	want = `GET https://api.binance.com/api/v3/exchangeInfo: 418 I'm a teapot (retry after 72h0m0s; Retry-After "864000" out of bounds)`
+	if got := e.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	e = &fetch.StatusError{Code: 503, URL: "https://api.binance.com/api/v3/exchangeInfo", RetryAfterSent: "86400"} // not honoured: not shown
+	want = `GET https://api.binance.com/api/v3/exchangeInfo: 503 Service Unavailable`
+	if got := e.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
 	be := &fetch.BackoffError{Host: "api.binance.com", Code: 418, Until: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	if got, want := be.Error(), "api.binance.com blocked until 2025-01-02T03:04:05Z after status 418"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
@@ -730,5 +768,29 @@ func BenchmarkFetch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Unblock lifts a 429's block at once: the next Fetch is sent.
+func TestClient_Unblock(t *testing.T) {
+	up := fetchtest.NewUpstream(t)
+	up.Set(fetchtest.SpotPath, fetchtest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"120"}}})
+	c := newClient(t, fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{up.URL}})
+	c.Fetch(t.Context())
+	if _, err := c.Fetch(t.Context()); !errors.As(err, new(*fetch.BackoffError)) {
+		t.Fatalf("Fetch() after a 429 = %v, want a *BackoffError", err)
+	}
+	if !c.Unblock() {
+		t.Error("Unblock() = false with the host blocked, want true")
+	}
+	up.Set(fetchtest.SpotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json")})
+	if _, err := c.Fetch(t.Context()); err != nil {
+		t.Errorf("Fetch() after Unblock = %v, want the answer", err)
+	}
+	if n := up.Requests(fetchtest.SpotPath); n != 2 {
+		t.Errorf("upstream requests = %d, want 2", n)
+	}
+	if c.Unblock() {
+		t.Error("Unblock() = true with no host blocked, want false")
 	}
 }

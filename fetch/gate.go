@@ -10,8 +10,40 @@ import (
 )
 
 // defaultRetryAfter is how long a host is blocked after a 429 or 418 whose
-// Retry-After header is missing or unparsable.
+// Retry-After header is missing or unparsable, within a Client's bounds.
 const defaultRetryAfter = 60 * time.Second
+
+// bounds are the limits a Client puts on a Retry-After: Config's
+// RateLimitMax, BanMin and BanMax, defaults filled in, banMin <= banMax.
+type bounds struct {
+	rateLimitMax, banMin, banMax time.Duration
+}
+
+// retryAfter is how long an answer with status code and Retry-After v,
+// received at now, blocks its host: for a 429, v (defaultRetryAfter if
+// missing or unparsable) at most rateLimitMax; for a 418, the same between
+// banMin and banMax; for any other status, 0 whatever v says. clamped
+// reports whether v was a valid Retry-After outside those bounds, so d is
+// the nearest bound.
+func (b bounds) retryAfter(code int, v string, now time.Time) (d time.Duration, clamped bool) {
+	var lo, hi time.Duration
+	switch code {
+	case http.StatusTooManyRequests:
+		lo, hi = 0, b.rateLimitMax
+	case http.StatusTeapot:
+		lo, hi = b.banMin, b.banMax
+	default:
+		return 0, false
+	}
+	d, ok := parseRetryAfter(v, now)
+	if !ok {
+		return min(max(defaultRetryAfter, lo), hi), false
+	}
+	if d < lo || d > hi {
+		return min(max(d, lo), hi), true
+	}
+	return d, false
+}
 
 // Gate remembers which hosts answered 429 or 418 and until when no request
 // may be sent to them. Share one Gate between every Client that talks to the
@@ -33,7 +65,9 @@ func NewGate() *Gate { return &Gate{} }
 // Block forbids requests to host (a URL's host, with the port if it is not
 // the scheme's default, e.g. "api.binance.com" or "127.0.0.1:8080") before
 // until, because of an answer with status code. An earlier block that ends
-// later is kept.
+// later is kept. A Client blocks a host only after a 429 or 418, until the
+// answer's Retry-After within its Config's bounds: at most RateLimitMax or
+// BanMax after the answer.
 func (g *Gate) Block(host string, code int, until time.Time) {
 	host = strings.ToLower(host)
 	g.mu.Lock()
@@ -45,6 +79,16 @@ func (g *Gate) Block(host string, code int, until time.Time) {
 		return
 	}
 	g.hosts[host] = block{until: until, code: code}
+}
+
+// Unblock lifts host's block, if any, and reports whether there was one.
+func (g *Gate) Unblock(host string) bool {
+	host = strings.ToLower(host)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.hosts[host]
+	delete(g.hosts, host)
+	return ok
 }
 
 // Blocked reports whether host is blocked at now, and if so until when and

@@ -66,13 +66,19 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// FuzzParseRetryAfter checks parseRetryAfter, and that whatever a
+// Retry-After says, the wait bounds.retryAfter gives is within the bounds of
+// its status: [0, rateLimitMax] for a 429, [banMin, banMax] for a 418, 0 for
+// any other; clamped exactly when the parsed value is out of them.
 func FuzzParseRetryAfter(f *testing.F) {
 	now := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
-	for _, s := range []string{"7", "0", "60", "99999999999999999999", "Wed, 24 Dec 2025 08:02:00 GMT", "soon", "-1", ""} {
+	for _, s := range []string{"7", "0", "60", "99999999999999999999", "Wed, 24 Dec 2025 08:02:00 GMT", "soon", "-1", "",
+		"315360000", "1e23", "Fri, 01 Jan 2100 00:00:00 GMT", "Wed, 24 Dec 2025 07:00:00 GMT"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		d, ok := parseRetryAfter(v, now)
+		checkBounds(t, v, d, ok, now)
 		if d < 0 {
 			t.Fatalf("parseRetryAfter(%q) = %v, want >= 0", v, d)
 		}
@@ -92,4 +98,37 @@ func FuzzParseRetryAfter(f *testing.F) {
 			t.Fatalf("parseRetryAfter(%d) = %v, %v, want %ds, true", secs, back, ok, secs)
 		}
 	})
+}
+
+// checkBounds checks bounds.retryAfter(code, v, now) for v, which
+// parseRetryAfter read as parsed, ok.
+func checkBounds(t *testing.T, v string, parsed time.Duration, ok bool, now time.Time) {
+	t.Helper()
+	for _, b := range []bounds{
+		{rateLimitMax: 5 * time.Minute, banMin: 2 * time.Minute, banMax: 72 * time.Hour}, // the defaults
+		{rateLimitMax: time.Second, banMin: time.Hour, banMax: time.Hour},
+		{rateLimitMax: time.Duration(1<<63 - 1), banMin: time.Nanosecond, banMax: time.Duration(1<<63 - 1)},
+	} {
+		for _, tt := range []struct {
+			code   int
+			lo, hi time.Duration
+		}{
+			{http.StatusTooManyRequests, 0, b.rateLimitMax},
+			{http.StatusTeapot, b.banMin, b.banMax},
+			{http.StatusServiceUnavailable, 0, 0},
+			{http.StatusMovedPermanently, 0, 0},
+		} {
+			d, clamped := b.retryAfter(tt.code, v, now)
+			if d < tt.lo || d > tt.hi {
+				t.Fatalf("%+v.retryAfter(%d, %q) = %v, want within [%v, %v]", b, tt.code, v, d, tt.lo, tt.hi)
+			}
+			wantClamped := tt.hi > 0 && ok && (parsed < tt.lo || parsed > tt.hi)
+			if clamped != wantClamped {
+				t.Fatalf("%+v.retryAfter(%d, %q) clamped = %v, want %v (parsed %v, %v)", b, tt.code, v, clamped, wantClamped, parsed, ok)
+			}
+			if ok && !clamped && tt.hi > 0 && d != parsed {
+				t.Fatalf("%+v.retryAfter(%d, %q) = %v, want %v as parsed", b, tt.code, v, d, parsed)
+			}
+		}
+	}
 }

@@ -26,7 +26,7 @@ import (
 // The admin endpoints, under /admin/, for an operator holding the admin
 // token (Config.AdminToken):
 //
-//	POST /admin/refresh/{market}               fetch from Binance now
+//	POST /admin/refresh/{market}[?force=true]  fetch from Binance now (force: end any backoff first)
 //	POST /admin/invalidate/{market}[?l2=true]  drop the cached snapshot
 //	GET  /admin/status                         state and counters
 //
@@ -194,10 +194,19 @@ func (a *admin) refresh(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if wait := a.reserve(m); wait > 0 {
-		c.Response().Header().Set("Retry-After", ceilSeconds(wait))
-		return &apiError{Status: http.StatusTooManyRequests, Code: -1003,
-			Msg: fmt.Sprintf("Too many admin refreshes of %s: at most one every %s; retry after %s.", m, a.every, ceilSeconds(wait)+"s")}
+	force := false
+	if v := c.QueryParam("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			return &apiError{Code: -1130, Msg: "Data sent for parameter 'force' is not valid."}
+		}
+	}
+	if err := a.limit(c, m); err != nil {
+		return err
+	}
+	if force { // end every backoff, the deployment's included, then fetch
+		if _, err := a.cache.ClearBackoff(c.Request().Context(), m); err != nil {
+			a.log.Warn("admin refresh: ending the deployment's backoff failed; refreshing anyway", "market", m, "err", err)
+		}
 	}
 	res, err := a.cache.Refresh(c.Request().Context(), m)
 	var be *symcache.BackoffError
@@ -220,8 +229,22 @@ func (a *admin) refresh(c echo.Context) error {
 	return c.JSON(http.StatusOK, refreshAnswer{Market: m, ETag: s.ETag(), FetchedAt: s.FetchedAt().UTC(), Symbols: s.Len(), Source: res.Source.String()})
 }
 
-// reserve takes market m's admin refresh slot and returns 0, or returns how
-// long until the slot is free again.
+// limit takes market m's admin slot, or answers 429 with Retry-After. Every
+// admin action that may make the next request ask Binance (a refresh, an
+// invalidation) shares the slot: whatever the path, an operator (or a
+// stolen token) causes at most one fetch per market per AdminRefreshEvery.
+func (a *admin) limit(c echo.Context, m exchangeinfo.Market) error {
+	wait := a.reserve(m)
+	if wait <= 0 {
+		return nil
+	}
+	c.Response().Header().Set("Retry-After", ceilSeconds(wait))
+	return &apiError{Status: http.StatusTooManyRequests, Code: -1003,
+		Msg: fmt.Sprintf("Too many admin refreshes or invalidations of %s: at most one every %s; retry after %s.", m, a.every, ceilSeconds(wait)+"s")}
+}
+
+// reserve takes market m's admin slot and returns 0, or returns how long
+// until the slot is free again.
 func (a *admin) reserve(m exchangeinfo.Market) time.Duration {
 	now := a.now()
 	a.mu.Lock()
@@ -260,6 +283,9 @@ func (a *admin) invalidate(c echo.Context) error {
 		if dropL2, err = strconv.ParseBool(v); err != nil {
 			return &apiError{Code: -1130, Msg: "Data sent for parameter 'l2' is not valid."}
 		}
+	}
+	if err := a.limit(c, m); err != nil {
+		return err
 	}
 	deleted, err := a.cache.Invalidate(c.Request().Context(), m, dropL2)
 	if err != nil {

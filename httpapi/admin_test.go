@@ -348,9 +348,8 @@ func TestAdmin_Refresh_Backoff(t *testing.T) {
 	}{
 		{"429", http.StatusTooManyRequests, false},
 		{"418", http.StatusTeapot, false},
-		{"503 with Retry-After", http.StatusServiceUnavailable, false}, // not a host block: the market's backoff
 		{"429 with Redis", http.StatusTooManyRequests, true},
-		{"503 with Redis", http.StatusServiceUnavailable, true},
+		{"418 with Redis", http.StatusTeapot, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, tt.withRedis)
@@ -410,7 +409,8 @@ func TestAdmin_Invalidate(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, true)
 	rdb := w.redis.Client(t)
-	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken})
+	// No limit between two admin actions here: TestAdmin_InvalidateSharesTheLimit has it.
+	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, AdminRefreshEvery: time.Nanosecond})
 	exists := func(key string) bool {
 		t.Helper()
 		n, err := rdb.Exists(ctx, key).Result()
@@ -474,6 +474,34 @@ func TestAdmin_Invalidate(t *testing.T) {
 	resp, body := srv.post("/admin/invalidate/spot?l2=maybe", withToken)
 	if code, _ := binanceError(t, "/admin/invalidate/spot?l2=maybe", resp, body); resp.StatusCode != http.StatusBadRequest || code != -1130 {
 		t.Errorf("POST /admin/invalidate/spot?l2=maybe = %d %s, want 400 with code -1130", resp.StatusCode, body)
+	}
+}
+
+// An invalidation may make the next request ask Binance: it shares the
+// per-market limit of admin refreshes, so that no sequence of admin calls
+// and public requests asks Binance more than once per AdminRefreshEvery.
+func TestAdmin_InvalidateSharesTheLimit(t *testing.T) {
+	w := newWorld(t, true)
+	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, AdminRefreshEvery: time.Minute})
+	srv.get(spotPath, nil)
+	if resp, body := srv.post("/admin/refresh/spot", withToken); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /admin/refresh/spot = %d %s, want 200", resp.StatusCode, body)
+	}
+	for range 3 {
+		resp, body := srv.post("/admin/invalidate/spot?l2=true", withToken)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("POST /admin/invalidate/spot?l2=true right after a refresh = %d %s, want 429 with Retry-After", resp.StatusCode, body)
+		}
+		if resp, _ := srv.get(spotPath, nil); resp.Header.Get("X-Cache") != "HIT-L1" {
+			t.Errorf("GET %s after a refused invalidation = %s, want HIT-L1", spotPath, resp.Header.Get("X-Cache"))
+		}
+	}
+	if n := w.upstream.Requests(spotPath); n != 2 {
+		t.Errorf("upstream requests = %d, want 2 (the first GET and the refresh)", n)
+	}
+	// The usdm slot is its own.
+	if resp, body := srv.post("/admin/invalidate/usdm?l2=true", withToken); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /admin/invalidate/usdm?l2=true = %d %s, want 200", resp.StatusCode, body)
 	}
 }
 
@@ -566,6 +594,7 @@ type statusAnswer struct {
 			LockErrors    uint64            `json:"lock_errors"`
 			LocksLost     uint64            `json:"locks_lost"`
 			Adopted       uint64            `json:"adopted"`
+			FutureDated   uint64            `json:"future_dated"`
 		} `json:"counters"`
 		Upstream *struct {
 			UsedWeight   *int64    `json:"used_weight_1m"`
@@ -671,5 +700,30 @@ func TestAdmin_MethodNotAllowed(t *testing.T) {
 		if resp, _ := srv.do(http.MethodPost, target, withToken); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("POST %s = %d, want 404", target, resp.StatusCode)
 		}
+	}
+}
+
+// POST /admin/refresh/{market}?force=true ends the backoff a 418 started,
+// then fetches; without force the same request answers 503.
+func TestAdmin_Refresh_Force(t *testing.T) {
+	w := newWorld(t, true)
+	srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, AdminRefreshEvery: time.Nanosecond})
+	w.upstream.Set(spotPath, fetchtest.Response{Status: http.StatusTeapot, Header: http.Header{"Retry-After": {"600"}}})
+	if resp, body := srv.get(spotPath, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET %s against a 418 = %d %s, want 503", spotPath, resp.StatusCode, body)
+	}
+	w.upstream.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json")})
+	if resp, body := srv.post("/admin/refresh/spot", withToken); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("POST /admin/refresh/spot during the ban = %d %s, want 503", resp.StatusCode, body)
+	}
+	resp, body := srv.post("/admin/refresh/spot?force=true", withToken)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"source":"MISS"`)) {
+		t.Fatalf("POST /admin/refresh/spot?force=true = %d %s, want 200 MISS", resp.StatusCode, body)
+	}
+	if resp, _ := srv.get(spotPath, nil); resp.Header.Get("X-Cache") != "HIT-L1" {
+		t.Errorf("GET %s after the forced refresh = %s, want HIT-L1", spotPath, resp.Header.Get("X-Cache"))
+	}
+	if n := w.upstream.Requests(spotPath); n != 2 {
+		t.Errorf("upstream requests = %d, want 2 (the 418 and the forced refresh)", n)
 	}
 }

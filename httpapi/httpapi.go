@@ -35,6 +35,7 @@ type Backend interface {
 	Markets() []exchangeinfo.Market
 	Refresh(ctx context.Context, m exchangeinfo.Market) (symcache.Result, error)
 	Invalidate(ctx context.Context, m exchangeinfo.Market, dropL2 bool) (l2Deleted bool, err error)
+	ClearBackoff(ctx context.Context, m exchangeinfo.Market) (cleared bool, err error)
 }
 
 // Config configures the handler. Only Cache is required.
@@ -46,7 +47,8 @@ type Config struct {
 	L1        L1Stats
 	L2        L2Stats
 	Upstreams map[exchangeinfo.Market]UpstreamStats
-	// Logger receives one line per failed (5xx) request. If nil, slog.Default().
+	// Logger receives one line per failed (5xx) request, and one per client
+	// cut off for reading too slowly (MinClientRate). If nil, slog.Default().
 	Logger *slog.Logger
 	// Registry receives symcache's metrics. If nil, a new registry that also
 	// has the Go runtime and process collectors.
@@ -60,6 +62,18 @@ type Config struct {
 	// AdminRefreshEvery is the least time between two admin refreshes of a
 	// market. If zero, 10s.
 	AdminRefreshEvery time.Duration
+	// MinClientRate is the slowest a client may read, in bytes a second:
+	// every answer must be written within WriteGrace plus its size at this
+	// rate (the 3.7 MB spot body: 10 s + 57 s at the defaults), or its
+	// connection is closed, symcache_slow_clients_total counts it and Logger
+	// warns. The
+	// deadline is set on the connection through http.ResponseController. If
+	// zero, 64 KiB/s; if negative, answers have no write deadline (for a
+	// server whose own WriteTimeout bounds them).
+	MinClientRate int64
+	// WriteGrace is the time every answer has, whatever its size, on top of
+	// its size at MinClientRate. If zero, 10s.
+	WriteGrace time.Duration
 }
 
 // apiError is Binance's error body. As an error, it is answered with
@@ -78,6 +92,7 @@ type handler struct {
 	now      func() time.Time
 	counters requestCounters
 	headers  preparedHeaders
+	deadline writeDeadline
 }
 
 // New returns the echo instance serving every route.
@@ -100,10 +115,11 @@ func New(cfg Config) (*echo.Echo, error) {
 		return nil, err
 	}
 	h := &handler{
-		cache:   cfg.Cache,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		headers: newPreparedHeaders(),
+		cache:    cfg.Cache,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		headers:  newPreparedHeaders(),
+		deadline: newWriteDeadline(cfg),
 		counters: requestCounters{
 			vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "symcache_http_requests_total",
@@ -113,6 +129,9 @@ func New(cfg Config) (*echo.Echo, error) {
 		},
 	}
 	if err := cfg.Registry.Register(h.counters.vec); err != nil {
+		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
+	if err := cfg.Registry.Register(h.deadline.slow); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
 	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache, l1: cfg.L1, l2: cfg.L2, upstreams: cfg.Upstreams}); err != nil {
@@ -207,6 +226,7 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
 	hdr["Content-Type"] = jsonValues
+	h.deadline.set(c.Response(), len(b)) // the one answer that can be large: its time grows with it
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = c.Response().Write(b)
 	return err
@@ -281,10 +301,18 @@ func (h *handler) handleError(err error, c echo.Context) {
 	c.JSON(status, body)
 }
 
-// count is the middleware behind symcache_http_requests_total.
+// count is the middleware behind symcache_http_requests_total and
+// symcache_slow_clients_total. It also gives every answer the write deadline
+// of a small one (see writeDeadline), which write extends by the size of a
+// data answer: that also replaces an earlier answer's deadline on the same
+// connection.
 func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		h.deadline.set(c.Response(), 0)
 		err := recovered(next, c)
+		if h.deadline.cutOff(err, c) {
+			err = nil // the connection is gone: nothing more can be sent
+		}
 		if err != nil {
 			c.Error(err) // write the answer now, so its status is known
 		}

@@ -908,6 +908,9 @@ func (noAdmin) Refresh(context.Context, exchangeinfo.Market) (symcache.Result, e
 func (noAdmin) Invalidate(context.Context, exchangeinfo.Market, bool) (bool, error) {
 	panic("Invalidate not expected")
 }
+func (noAdmin) ClearBackoff(context.Context, exchangeinfo.Market) (bool, error) {
+	panic("ClearBackoff not expected")
+}
 
 func (panicking) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) { panic("boom") }
 func (panicking) Ready() ([]symcache.MarketState, bool)                             { return nil, false }
@@ -930,15 +933,18 @@ func TestUnknownParameter(t *testing.T) {
 }
 
 // TestMetrics_L1DroppedSets checks that a snapshot L1 cannot hold is
-// counted, and still served.
+// counted, and still served from memory.
 func TestMetrics_L1DroppedSets(t *testing.T) {
 	w := newWorld(t, false)
 	w.l1MaxBytes = 1 << 20 // the spot snapshot is 3.7 MB
 	srv := w.server(w.cache(), nil)
-	for range 2 {
-		if resp, _ := srv.get(spotPath, nil); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Cache") == "HIT-L1" {
-			t.Fatalf("GET %s = %d %s, want 200 and not from L1", spotPath, resp.StatusCode, resp.Header.Get("X-Cache"))
+	for i, want := range []string{"MISS", "HIT-L1", "HIT-L1"} {
+		if resp, _ := srv.get(spotPath, nil); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Cache") != want {
+			t.Fatalf("GET %s #%d = %d %s, want 200 %s", spotPath, i+1, resp.StatusCode, resp.Header.Get("X-Cache"), want)
 		}
+	}
+	if n := w.upstream.Requests(spotPath); n != 1 {
+		t.Errorf("upstream requests = %d, want 1: a snapshot L1 refused is served from memory", n)
 	}
 	m := scrape(t, srv)
 	if got := m["symcache_l1_dropped_sets_total"]; got < 1 {

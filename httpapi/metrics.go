@@ -41,7 +41,7 @@ var (
 	descFetches = prometheus.NewDesc("symcache_upstream_fetches_total",
 		"Upstream (Binance) fetches by market and outcome.", []string{"market", "outcome"}, nil)
 	descStale = prometheus.NewDesc("symcache_stale_served_total",
-		"Answers served past their TTL (last good), by market and reason: refresh_in_progress, or the fetch outcome that failed (status, rate_limited, backoff, invalid, shrunk, timeout, error).", []string{"market", "reason"}, nil)
+		"Answers served past their TTL (last good), by market and reason: refresh_in_progress, or the fetch outcome that failed (status, rate_limited, backoff, invalid, shrunk, grown, timeout, error).", []string{"market", "reason"}, nil)
 	descUpRequests = prometheus.NewDesc("symcache_upstream_requests_total",
 		"HTTP requests sent to Binance, by market, base URL and answer (the status code, or error when none came).", []string{"market", "base_url", "code"}, nil)
 	descUpLatency = prometheus.NewDesc("symcache_upstream_request_duration_seconds",
@@ -62,6 +62,8 @@ var (
 		"Fetches decided by the refresh lock in Redis, by market and result: acquired (this sidecar fetched), waited (another sidecar fetched, this one took its snapshot), error (Redis could not be asked; fetched without the lock), lost (the fetch outlived the lock's lease).", []string{"market", "result"}, nil)
 	descAdopted = prometheus.NewDesc("symcache_snapshots_adopted_total",
 		"Snapshots another sidecar fetched that this one took up from L2, by market.", []string{"market"}, nil)
+	descFutureDated = prometheus.NewDesc("symcache_future_dated_total",
+		"Values ignored because they were dated more than a minute after this sidecar's clock (Redis envelopes, meta keys, announcements), by market.", []string{"market"}, nil)
 	descAge = prometheus.NewDesc("symcache_snapshot_age_seconds",
 		"Age of the newest valid snapshot held, by market (absent when none).", []string{"market"}, nil)
 	descSymbols = prometheus.NewDesc("symcache_snapshot_symbols",
@@ -69,7 +71,7 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes, descL1Dropped} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated} {
 		ch <- d
 	}
 }

@@ -838,6 +838,7 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 			t.Errorf("POST /admin/refresh/spot = %s, want source MISS", got)
 		}
 		slow.run(t, oaExchange{http.MethodPost, "/admin/refresh/spot", auth, http.StatusTooManyRequests, true})
+		slow.run(t, oaExchange{http.MethodPost, "/admin/invalidate/spot?l2=true", auth, http.StatusTooManyRequests, true}) // one limit for both
 		slow.run(t, oaExchange{http.MethodPost, "/admin/refresh/nope", auth, http.StatusNotFound, false})
 		slow.run(t, oaExchange{http.MethodPost, "/admin/refresh/coinm", auth, http.StatusNotFound, true})
 		slow.run(t, oaExchange{http.MethodGet, "/admin/status", auth, http.StatusOK, true})
@@ -847,6 +848,9 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		fast.run(t, oaExchange{http.MethodPost, "/admin/refresh/usdm", auth, http.StatusBadGateway, true})
 		fast.run(t, oaExchange{http.MethodPost, "/admin/refresh/usdm", auth, http.StatusServiceUnavailable, true}) // the backoff after it
 		fast.run(t, oaExchange{http.MethodGet, "/admin/status", auth, http.StatusOK, true})
+		fast.run(t, oaExchange{http.MethodPost, "/admin/refresh/usdm?force=maybe", auth, http.StatusBadRequest, false})
+		w.upstream.Set(usdmPath, fetchtest.Response{Body: fixtures.Read(t, "binance/usdm_exchangeinfo_2024-02-12.json"), Gzip: true})
+		fast.run(t, oaExchange{http.MethodPost, "/admin/refresh/usdm?force=true", auth, http.StatusOK, true}) // the backoff ended
 
 		for _, ex := range []oaExchange{
 			{http.MethodPost, "/admin/invalidate/spot", auth, http.StatusOK, true},
@@ -856,10 +860,10 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 			{http.MethodPost, "/admin/invalidate/nope", auth, http.StatusNotFound, false},
 			{http.MethodPost, "/admin/invalidate/coinm", auth, http.StatusNotFound, true},
 		} {
-			slow.run(t, ex)
+			fast.run(t, ex)
 		}
 		w.redis.Stop()
-		slow.run(t, oaExchange{http.MethodPost, "/admin/invalidate/spot?l2=true", auth, http.StatusServiceUnavailable, true})
+		fast.run(t, oaExchange{http.MethodPost, "/admin/invalidate/spot?l2=true", auth, http.StatusServiceUnavailable, true})
 	})
 
 	// Every status the document gives an operation was answered by the

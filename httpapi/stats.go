@@ -28,6 +28,7 @@ var counterTable = []counterRow{
 	{key: "lock_errors", desc: descLock, labels: []string{"error"}, one: func(s *symcache.Stats) uint64 { return s.LockErrors }},
 	{key: "locks_lost", desc: descLock, labels: []string{"lost"}, one: func(s *symcache.Stats) uint64 { return s.LocksLost }},
 	{key: "adopted", desc: descAdopted, one: func(s *symcache.Stats) uint64 { return s.Adopted }},
+	{key: "future_dated", desc: descFutureDated, one: func(s *symcache.Stats) uint64 { return s.FutureDated }},
 }
 
 // counterRow is one count of symcache.Stats, or one family of counts.

@@ -45,10 +45,11 @@ var ErrSuperseded = errors.New("l2: a newer snapshot is stored")
 
 // metaLua is what putScript and seedScript share: later(meta, ms) reports
 // whether the meta hash names a snapshot fetched after ms (milliseconds). A
-// meta that is not a hash, or names a time more than an hour past Redis' own
+// meta that is not a hash, or names a time more than MaxSkew past Redis' own
 // clock, is corrupt and names none (the first is deleted), so it cannot block
 // writes. record(meta, market, at, ms, etag) replaces it.
-const metaLua = `
+var metaLua = `
+local maxSkewMs = ` + strconv.FormatInt(MaxSkew.Milliseconds(), 10) + `
 local function later(meta, ms)
 	local stored = redis.pcall('HGET', meta, 'fetched_at_ms')
 	if type(stored) == 'table' and stored.err then
@@ -57,7 +58,8 @@ local function later(meta, ms)
 	end
 	stored = tonumber(stored)
 	local now = redis.call('TIME')
-	return stored ~= nil and stored > tonumber(ms) and stored <= now[1] * 1000 + 3600000
+	local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+	return stored ~= nil and stored > tonumber(ms) and stored <= nowMs + maxSkewMs
 end
 local function record(meta, market, at, ms, etag)
 	redis.call('DEL', meta)
@@ -122,11 +124,47 @@ type Held struct {
 	Until time.Time
 }
 
+// lockScript takes the lock KEYS[1] with token ARGV[1] for ARGV[2] ms (SET
+// NX PX) and returns {1}; or, when the lock is held, {0, value, pttl,
+// repaired}, where value is the lock's first 256 bytes ("" if it is not a
+// string). A lock without a TTL (a manual SET, a PERSIST) would stop every
+// refresh for good: it is given one, ARGV[2] ms, or ARGV[3] ms when it is a
+// backoff marker (its value starts with ARGV[4]), and repaired is 1.
+var lockScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+	return {1}
+end
+local v = redis.pcall('GETRANGE', KEYS[1], 0, 255)
+if type(v) ~= 'string' then
+	v = ''
+end
+local ttl = redis.call('PTTL', KEYS[1])
+local repaired = 0
+if ttl == -1 then
+	ttl = tonumber(ARGV[2])
+	if string.sub(v, 1, #ARGV[4]) == ARGV[4] then
+		ttl = tonumber(ARGV[3])
+	end
+	redis.call('PEXPIRE', KEYS[1], ttl)
+	repaired = 1
+end
+return {0, v, ttl, repaired}
+`)
+
+// strayBackoff is the TTL Lock gives a backoff marker it finds without
+// one (at most MaxHold): longer than the usual backoff (a minute at most,
+// or a 429's Retry-After), far shorter than a ban. Should Binance still be
+// banning then, the next fetch's 418 sets a marker of the right length.
+const strayBackoff = 5 * time.Minute
+
 // Lock takes market's refresh lock for lease (SET NX PX with a random
 // token). It returns the token when it took the lock, or what holds it.
 // Only the holder should ask the upstream; the lease bounds how long a holder
-// that died keeps the others waiting. A Redis error is returned as is: the
-// caller then goes on without the lock.
+// that died keeps the others waiting. A lock found without a TTL, which would
+// never expire, is given one in the same script: lease, or for a backoff
+// marker 5 minutes (at most MaxHold); that is logged at Warn and counted as
+// "lock_no_ttl", and the lock is reported held as usual. A Redis error is
+// returned as is: the caller then goes on without the lock.
 func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (token string, held Held, err error) {
 	var b [16]byte
 	rand.Read(b[:])
@@ -134,27 +172,28 @@ func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (t
 	key := s.prefix + LockKey(market)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	ok, err := s.rdb.SetNX(ctx, key, token, lease).Result()
+	stray := min(strayBackoff, s.maxHold)
+	res, err := lockScript.Run(ctx, s.rdb, []string{key}, token, max(lease.Milliseconds(), 1), max(stray.Milliseconds(), 1), backoffMark).Slice()
+	if err == nil && len(res) != 1 && len(res) != 4 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
 	if err != nil {
 		s.fail("lock")
 		return "", Held{}, fmt.Errorf("l2 lock %q: %w", market, err)
 	}
-	if ok {
+	if len(res) == 1 {
 		return token, Held{}, nil
 	}
-	var get *redis.StringCmd
-	var ttl *redis.DurationCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get, ttl = p.Get(ctx, key), p.PTTL(ctx, key)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		s.fail("lock")
-		return "", Held{}, fmt.Errorf("l2 lock %q: %w", market, err)
+	value, _ := res[1].(string)
+	pttl, _ := res[2].(int64)
+	ttl := time.Duration(max(pttl, 0)) * time.Millisecond
+	if repaired, _ := res[3].(int64); repaired == 1 {
+		s.fail("lock_no_ttl")
+		s.log.Warn("l2 refresh lock had no TTL, which would stop refreshing for good; gave it one",
+			"market", market, "key", key, "value", truncate(value, 200), "ttl", ttl.String())
 	}
-	reason, backoff := strings.CutPrefix(get.Val(), backoffMark)
-	held = Held{Backoff: backoff, Reason: reason, Until: time.Now().Add(max(ttl.Val(), 0))}
-	return "", held, nil
+	reason, backoff := strings.CutPrefix(value, backoffMark)
+	return "", Held{Backoff: backoff, Reason: reason, Until: time.Now().Add(ttl)}, nil
 }
 
 // ErrLockLost is what Unlock returns when the lock no longer held the
@@ -211,8 +250,14 @@ const backoffMark = "backoff:"
 // Hold keeps market's lock, if it still holds token, for d from now as a
 // backoff marker: after a failed fetch (Binance's 429 with Retry-After, say)
 // no process of the deployment asks again before d has passed. Other
-// processes see it, and reason, in Lock's Held.
+// processes see it, and reason, in Lock's Held. A d longer than MaxHold is
+// cut to MaxHold, with a Warn.
 func (s *Store) Hold(ctx context.Context, market, token string, d time.Duration, reason string) error {
+	if d > s.maxHold {
+		s.log.Warn("l2 backoff longer than MaxHold; holding for MaxHold", "market", market, "key", s.prefix+LockKey(market),
+			"hold", d.String(), "max_hold", s.maxHold.String())
+		d = s.maxHold
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	ms := max(d.Milliseconds(), 1)
@@ -223,15 +268,81 @@ func (s *Store) Hold(ctx context.Context, market, token string, d time.Duration,
 	return nil
 }
 
+// clearBackoffScript deletes the lock KEYS[1] when it is a backoff marker
+// (its value starts with ARGV[1]) and returns 1; a lock a fetch holds, a
+// value of another type, or none, it leaves alone and returns 0.
+var clearBackoffScript = redis.NewScript(`
+local v = redis.pcall('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
+if v == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// ClearBackoff ends the deployment's backoff for market, for an operator's
+// forced refresh: it deletes market's lock only if it is a backoff marker
+// (see [Store.Hold]), never the lock of a fetch in progress, and reports
+// whether it deleted one. It takes at most WriteTimeout; a Redis error is
+// returned, not logged.
+func (s *Store) ClearBackoff(ctx context.Context, market string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	defer cancel()
+	n, err := clearBackoffScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}, backoffMark).Int()
+	if err != nil {
+		s.fail("clear_backoff")
+		return false, fmt.Errorf("l2 clear backoff %q: %w", market, err)
+	}
+	return n == 1, nil
+}
+
+// maxMetaBytes bounds each field of a meta key read by Meta, and a whole
+// announcement read by Watch: a market name, a time and an ETag are far
+// smaller.
+const maxMetaBytes = 1 << 10
+
+// metaFields are the fields of a meta key that Meta reads.
+var metaFields = []any{"market", "fetched_at_ms", "etag"}
+
+// metaScript returns the fields ARGV[2:] of the hash KEYS[1] (HMGET), or,
+// when one is longer than ARGV[1] bytes, its length (an integer), so that
+// an oversized field is never sent.
+var metaScript = redis.NewScript(`
+for i = 2, #ARGV do
+	local n = redis.call('HSTRLEN', KEYS[1], ARGV[i])
+	if n > tonumber(ARGV[1]) then
+		return n
+	end
+end
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
+`)
+
 // Meta returns what market's meta key names: the newest stored snapshot.
-// It returns ErrMiss itself when there is none.
+// It returns ErrMiss itself when there is none. A Redis error, a meta key
+// that is unreadable, or one with a field larger than 1 KiB (refused
+// before it is sent, counted as "too_large" and logged at Warn), is an
+// error matching ErrMiss.
 func (s *Store) Meta(ctx context.Context, market string) (Meta, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	h, err := s.rdb.HGetAll(ctx, s.prefix+MetaKey(market)).Result()
+	key := MetaKey(market)
+	v, err := metaScript.Run(ctx, s.rdb, []string{s.prefix + key}, append([]any{maxMetaBytes}, metaFields...)...).Result()
 	if err != nil {
 		s.fail("meta")
 		return Meta{}, fmt.Errorf("%w: meta %q: %w", ErrMiss, market, err)
+	}
+	if n, ok := v.(int64); ok {
+		return Meta{}, s.unusable(key, market, fmt.Errorf("field of %d bytes, more than %d: %w", n, maxMetaBytes, errTooLarge))
+	}
+	f, _ := v.([]any)
+	if len(f) != len(metaFields) {
+		s.fail("meta")
+		return Meta{}, fmt.Errorf("%w: meta %q: unexpected reply %T", ErrMiss, market, v)
+	}
+	h := map[string]string{}
+	for i, name := range metaFields {
+		if v, ok := f[i].(string); ok {
+			h[name.(string)] = v
+		}
 	}
 	if len(h) == 0 {
 		return Meta{}, ErrMiss
@@ -246,7 +357,11 @@ func (s *Store) Meta(ctx context.Context, market string) (Meta, error) {
 // Watch subscribes to InvalidateChannel and delivers every announced Meta
 // until ctx ends, then closes the channel. go-redis reconnects and
 // subscribes again after Redis restarts; announcements made meanwhile are
-// lost (readers catch up through Meta). Unreadable messages are skipped.
+// lost (readers catch up through Meta). A message larger than 1 KiB, or
+// that is not a Meta with a market and a fetched_at, is dropped, counted as
+// "watch", and logged at Warn (the first, then at most one a minute).
+// go-redis reads a message whole before Watch sees it: Redis' own
+// client-output-buffer-limit for pubsub (32 MB by default) bounds that.
 func (s *Store) Watch(ctx context.Context) <-chan Meta {
 	out := make(chan Meta, 16)
 	ps := s.rdb.Subscribe(ctx, s.prefix+InvalidateChannel)
@@ -254,6 +369,8 @@ func (s *Store) Watch(ctx context.Context) <-chan Meta {
 		defer close(out)
 		defer ps.Close()
 		ch := ps.Channel()
+		var warned time.Time // the last Warn about a dropped message
+		dropped := 0         // since then
 		for {
 			select {
 			case <-ctx.Done():
@@ -262,9 +379,14 @@ func (s *Store) Watch(ctx context.Context) <-chan Meta {
 				if !ok {
 					return
 				}
-				var m Meta
-				if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil || m.Market == "" {
-					s.log.Warn("l2 ignoring an unreadable announcement", "channel", s.prefix+InvalidateChannel, "payload", truncate(msg.Payload, 200))
+				m, err := parseAnnouncement(msg.Payload)
+				if err != nil {
+					s.fail("watch")
+					if dropped++; time.Since(warned) >= time.Minute {
+						s.log.Warn("l2 ignoring an unreadable announcement", "channel", s.prefix+InvalidateChannel,
+							"err", err, "payload", truncate(msg.Payload, 200), "dropped", dropped)
+						warned, dropped = time.Now(), 0
+					}
 					continue
 				}
 				select {
@@ -276,6 +398,22 @@ func (s *Store) Watch(ctx context.Context) <-chan Meta {
 		}
 	}()
 	return out
+}
+
+// parseAnnouncement returns the Meta a message on InvalidateChannel
+// announces.
+func parseAnnouncement(payload string) (Meta, error) {
+	if len(payload) > maxMetaBytes {
+		return Meta{}, fmt.Errorf("message of %d bytes, more than %d", len(payload), maxMetaBytes)
+	}
+	var m Meta
+	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		return Meta{}, err
+	}
+	if m.Market == "" || m.FetchedAt.IsZero() {
+		return Meta{}, errors.New("no market or fetched_at")
+	}
+	return m, nil
 }
 
 // announce publishes e's Meta on InvalidateChannel. A failure is logged:

@@ -3,6 +3,7 @@ package l2_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,10 +267,18 @@ func TestStore_Errors(t *testing.T) {
 	}
 	s.Current(ctx, "spot")
 	s.Meta(ctx, "spot")
+	var ops []string
 	for op, n := range s.Errors() {
+		ops = append(ops, op)
 		if n != 0 {
 			t.Errorf("Errors()[%s] = %d with Redis up, want 0", op, n)
 		}
+	}
+	slices.Sort(ops)
+	// Every operation, as docs/operations.md lists them for symcache_redis_errors_total.
+	want := []string{"clear_backoff", "decode", "extend", "get", "hold", "lock", "lock_no_ttl", "meta", "ping", "publish", "put", "seed", "too_large", "unlock", "watch", "write_json"}
+	if !slices.Equal(ops, want) {
+		t.Errorf("Errors() has the operations %v, want %v", ops, want)
 	}
 	rdb.Set(ctx, "symcache:{spot}:current", "garbage", time.Minute)
 	s.Current(ctx, "spot")

@@ -2,6 +2,7 @@ package l2_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -78,7 +79,6 @@ func TestStore_cluster(t *testing.T) {
 			if err := s.Put(ctx, want, 5*time.Minute); err != nil {
 				t.Fatalf("Put = %v, want nil", err)
 			}
-			checkReads(t, s, "usdm", want, "")
 
 			// One slot, the hash tag's.
 			slot, err := cc.ClusterKeySlot(ctx, current).Result()
@@ -129,6 +129,44 @@ func TestStore_cluster(t *testing.T) {
 				if units != wantUnits || sets != wantSets {
 					t.Errorf("node %s ran %d EXEC, EVAL or EVALSHA and %d SET, want %d and %d", addr, units, sets, wantUnits, wantSets)
 				}
+			}
+
+			// The bounded reads (STRLEN, EXISTS, GETRANGE) and the scripts
+			// of the meta and the lock, which name their key as KEYS[1], go
+			// to the node that owns the key.
+			checkReads(t, s, "usdm", want, "")
+			if m, err := s.Meta(ctx, "usdm"); err != nil || m.ETag != want.ETag {
+				t.Errorf("Meta(usdm) = %+v, %v, want the Put's", m, err)
+			}
+			small := l2.New(l2.Config{Client: rdb, Logger: discard(), Timeout: 2 * time.Second, MaxValueBytes: 1 << 10})
+			if _, err := small.Current(ctx, "usdm"); !errors.Is(err, l2.ErrMiss) || err == l2.ErrMiss {
+				t.Errorf("Current(usdm) with MaxValueBytes 1 KiB = %v, want an error matching ErrMiss", err)
+			}
+			if n := small.Errors()["too_large"]; n != 1 {
+				t.Errorf(`Errors()["too_large"] after a value over MaxValueBytes = %d, want 1`, n)
+			}
+			const lock = "symcache:{usdm}:lock"
+			if err := cc.Set(ctx, lock, "backoff:set by hand", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if tok, held, err := s.Lock(ctx, "usdm", time.Second); err != nil || tok != "" || !held.Backoff {
+				t.Errorf("Lock(usdm) over a backoff marker without a TTL = %q, %+v, %v, want it held as a backoff", tok, held, err)
+			}
+			if pttl := cc.PTTL(ctx, lock).Val(); pttl <= 0 || pttl > 5*time.Minute {
+				t.Errorf("PTTL %s after Lock = %v, want in (0, 5m]", lock, pttl)
+			}
+			if ok, err := s.ClearBackoff(ctx, "usdm"); err != nil || !ok {
+				t.Errorf("ClearBackoff(usdm) of a backoff marker = %v, %v, want true, nil", ok, err)
+			}
+			tok, _, err := s.Lock(ctx, "usdm", time.Second)
+			if err != nil || tok == "" {
+				t.Fatalf("Lock(usdm) after ClearBackoff = %q, %v, want a token", tok, err)
+			}
+			if ok, err := s.ClearBackoff(ctx, "usdm"); err != nil || ok {
+				t.Errorf("ClearBackoff(usdm) of a live lock = %v, %v, want false, nil", ok, err)
+			}
+			if err := s.Unlock(ctx, "usdm", tok); err != nil {
+				t.Errorf("Unlock(usdm) after a ClearBackoff that left it = %v, want nil", err)
 			}
 		})
 	}

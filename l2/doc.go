@@ -10,7 +10,8 @@
 //     snapshot is stored, then announces it on <prefix>invalidate; [Store.Current],
 //     [Store.LastGood] and [Store.Meta] read them back, [Store.Watch] listens.
 //   - The refresh lock <prefix>{market}:lock ([Store.Lock], [Store.Unlock],
-//     [Store.Hold]), so that one process of a deployment asks Binance at a time.
+//     [Store.Hold], [Store.ClearBackoff]), so that one process of a deployment
+//     asks Binance at a time.
 //
 // A market's keys share the {market} hash tag: one Redis Cluster slot, so the
 // script that writes them runs on one node.
@@ -24,6 +25,14 @@
 // or a corrupt value is logged at Warn and returned as an error that matches
 // errors.Is(err, ErrMiss) and wraps the cause. The read path then falls through to
 // the next tier. redis.Nil never leaves this package.
+//
+// Every byte read is bounded, against a Redis that holds what no sidecar
+// wrote: a value longer than [Config.MaxValueBytes] (65 MiB) is refused
+// before it is sent, and a gzip value stops inflating there; a meta field or
+// an announcement over 1 KiB is refused too. Times are
+// bounded as well: a meta key dated more than [MaxSkew] past Redis' clock
+// blocks no write, a refresh lock found without a TTL is given one, and a
+// backoff lasts at most [Config.MaxHold] (72h).
 //
 // Every call has a budget: [Config.Timeout] (50ms) for a read, so that a slow or
 // stalled Redis delays a request by at most that, and [Config.WriteTimeout] (1s)

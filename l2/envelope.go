@@ -35,8 +35,9 @@ func ParseEncoding(s string) (Encoding, error) {
 // at any level: so the smaller value of the default level wins over BestSpeed.
 const gzipLevel = gzip.DefaultCompression
 
-// maxInflated bounds a gunzipped value, against a decompression bomb.
-const maxInflated = 256 << 20
+// errTooLarge is wrapped by every refusal of a value larger than
+// MaxValueBytes, read or inflated (counted as "too_large"), or written.
+var errTooLarge = errors.New("l2: value too large")
 
 // Envelope is the value stored for a market snapshot (docs/design.md, "Redis layout").
 // ExchangeInfo is Binance's body exactly as received, stored and returned byte
@@ -91,14 +92,12 @@ func (s *Store) envelope(ctx context.Context, key, market string, budget time.Du
 	if err != nil {
 		return Envelope{}, err
 	}
-	e, err := decodeEnvelope(b)
+	e, err := decodeEnvelope(b, s.maxValue)
 	if err == nil && e.Market != market {
 		err = fmt.Errorf("envelope of market %q", e.Market)
 	}
 	if err != nil {
-		s.fail("decode")
-		s.warn("l2 value unreadable, treating as a miss", key, market, err)
-		return Envelope{}, fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
+		return Envelope{}, s.unusable(key, market, err)
 	}
 	return e, nil
 }
@@ -110,7 +109,8 @@ func (s *Store) envelope(ctx context.Context, key, market string, budget time.Du
 // that a slow writer never sends the shared copy back in time. After a write
 // it announces e on InvalidateChannel. Put refuses an envelope that readers
 // would refuse (no market, zero FetchedAt, ExchangeInfo not a JSON object) but
-// does not re-validate ExchangeInfo: the caller has. It takes at most
+// does not re-validate ExchangeInfo: the caller has; nor one larger than
+// MaxValueBytes, unencoded. It takes at most
 // WriteTimeout. A failure is logged at Error and returned; Redis then holds
 // what it held before.
 func (s *Store) Put(ctx context.Context, e Envelope, ttl time.Duration) error {
@@ -129,7 +129,7 @@ func (s *Store) put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("l2 put %q: ttl %v, want > 0", e.Market, ttl)
 	}
-	b, err := encodeEnvelope(e, s.enc)
+	b, err := encodeEnvelope(e, s.enc, s.maxValue)
 	if err != nil {
 		return fmt.Errorf("l2 put %q: %w", e.Market, err)
 	}
@@ -154,8 +154,10 @@ func (s *Store) put(ctx context.Context, e Envelope, ttl time.Duration) error {
 const exchangeInfoField = `,"exchange_info":`
 
 // encodeEnvelope returns e as stored in Redis with enc: the header fields as JSON,
-// then exchange_info, appended byte for byte, last.
-func encodeEnvelope(e Envelope, enc Encoding) ([]byte, error) {
+// then exchange_info, appended byte for byte, last. An envelope of more than
+// limit bytes (before compression) is an error wrapping errTooLarge: readers
+// would refuse it.
+func encodeEnvelope(e Envelope, enc Encoding, limit int) ([]byte, error) {
 	if err := checkEnvelope(e); err != nil {
 		return nil, err
 	}
@@ -170,6 +172,9 @@ func encodeEnvelope(e Envelope, enc Encoding) ([]byte, error) {
 	}
 	h = h[:len(h)-1] // reopen the object: exchange_info comes last
 	n := len(h) + len(exchangeInfoField) + len(e.ExchangeInfo) + 1
+	if n > limit {
+		return nil, fmt.Errorf("envelope of %d bytes, more than %d: %w", n, limit, errTooLarge)
+	}
 	if enc != Gzip {
 		b := make([]byte, 0, n)
 		b = append(b, h...)
@@ -211,8 +216,9 @@ func gzipTo(buf *bytes.Buffer, parts ...[]byte) error {
 	return nil
 }
 
-// decodeEnvelope returns the envelope in b, gzip-compressed or not. It never
-// returns an envelope that checkEnvelope refuses. ExchangeInfo is checked
+// decodeEnvelope returns the envelope in b, gzip-compressed or not; a gzip
+// value inflating to more than limit bytes is an error wrapping errTooLarge.
+// It never returns an envelope that checkEnvelope refuses. ExchangeInfo is checked
 // only to be braces-delimited: validating megabytes is the reader's job
 // (exchangeinfo.Parse), and the fast path below leaves it to it.
 //
@@ -220,11 +226,11 @@ func gzipTo(buf *bytes.Buffer, parts ...[]byte) error {
 // split without scanning exchange_info, and a gzip value written in three
 // members gives its middle one as BodyGzip; anything else, such as a value
 // another writer laid out differently, is decoded by encoding/json.
-func decodeEnvelope(b []byte) (Envelope, error) {
+func decodeEnvelope(b []byte, limit int) (Envelope, error) {
 	var members []member
 	if isGzip(b) {
 		var err error
-		if b, members, err = gunzipMembers(b, maxInflated); err != nil {
+		if b, members, err = gunzipMembers(b, limit); err != nil {
 			return Envelope{}, err
 		}
 	}
@@ -394,9 +400,10 @@ func keepTrailingSpace(b, raw []byte) []byte {
 }
 
 // gunzipIf returns b inflated if it starts with gzip's magic bytes (which JSON
-// never does), else b itself. Inflating past limit bytes is an error.
+// never does), else b itself. Inflating past limit bytes is an error wrapping
+// errTooLarge.
 func gunzipIf(b []byte, limit int) ([]byte, error) {
-	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+	if !isGzip(b) {
 		return b, nil
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
@@ -409,14 +416,41 @@ func gunzipIf(b []byte, limit int) ([]byte, error) {
 	if len(b) >= 4 {
 		hint = min(int(binary.LittleEndian.Uint32(b[len(b)-4:])), 1032*len(b), limit)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
-	if _, err := buf.ReadFrom(io.LimitReader(zr, int64(limit)+1)); err != nil {
+	plain, err := readAtMost(make([]byte, 0, hint+1), zr, limit)
+	if err != nil {
 		return nil, fmt.Errorf("gunzip: %w", err)
 	}
-	if buf.Len() > limit {
-		return nil, fmt.Errorf("gunzip: more than %d bytes", limit)
+	return plain, nil
+}
+
+// readAtMost appends what r gives to buf until r ends. More than limit bytes
+// in buf is an error wrapping errTooLarge, found as soon as buf holds
+// limit+1. buf grows by doubling, and once past half the limit straight to
+// limit+1 bytes, never more: however much a decompression bomb would
+// inflate to, reading it allocates at most about twice the limit.
+func readAtMost(buf []byte, r io.Reader, limit int) ([]byte, error) {
+	for {
+		if len(buf) > limit {
+			return nil, fmt.Errorf("more than %d bytes: %w", limit, errTooLarge)
+		}
+		if len(buf) == cap(buf) {
+			c := max(2*cap(buf), 512)
+			if c > limit/2 {
+				c = limit + 1
+			}
+			grown := make([]byte, len(buf), c)
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF && len(buf) <= limit {
+			return buf, nil
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
@@ -427,13 +461,13 @@ type member struct{ raw, plain []byte }
 
 // gunzipMembers inflates the gzip value b member by member into one buffer,
 // plain, which is what a multistream gzip reader gives; members' plain bytes
-// are slices of it. Inflating past limit bytes in all is an error.
+// are slices of it. Inflating past limit bytes in all is an error wrapping
+// errTooLarge.
 func gunzipMembers(b []byte, limit int) (plain []byte, members []member, err error) {
 	r := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than each member's end
 	var zr gzip.Reader
-	var out bytes.Buffer
 	// Binance's JSON deflates about 40:1; the buffer grows if it is more.
-	out.Grow(min(48*len(b), limit) + bytes.MinRead)
+	plain = make([]byte, 0, min(48*len(b), limit)+1)
 	var ends []int
 	for r.Len() > 0 {
 		start := len(b) - r.Len()
@@ -441,19 +475,15 @@ func gunzipMembers(b []byte, limit int) (plain []byte, members []member, err err
 			return nil, nil, fmt.Errorf("gunzip: member %d: %w", len(members)+1, err)
 		}
 		zr.Multistream(false)
-		if _, err := out.ReadFrom(io.LimitReader(&zr, int64(limit-out.Len())+1)); err != nil {
+		if plain, err = readAtMost(plain, &zr, limit); err != nil {
 			return nil, nil, fmt.Errorf("gunzip: member %d: %w", len(members)+1, err)
 		}
-		if out.Len() > limit {
-			return nil, nil, fmt.Errorf("gunzip: more than %d bytes", limit)
-		}
 		members = append(members, member{raw: b[start : len(b)-r.Len() : len(b)-r.Len()]})
-		ends = append(ends, out.Len())
+		ends = append(ends, len(plain))
 	}
 	if len(members) == 0 {
 		return nil, nil, errors.New("gunzip: empty value")
 	}
-	plain = out.Bytes()
 	if cap(plain) > len(plain)+len(plain)/4 { // a snapshot keeps these bytes: no room to spare
 		plain = bytes.Clone(plain)
 	}
@@ -484,7 +514,7 @@ func (s *Store) SeedLastGood(ctx context.Context, e Envelope) (bool, error) {
 		}
 		return false, nil
 	}
-	b, err := encodeEnvelope(e, s.enc)
+	b, err := encodeEnvelope(e, s.enc, s.maxValue)
 	if err != nil {
 		return false, fmt.Errorf("l2 seed %q: %w", e.Market, err)
 	}

@@ -77,7 +77,7 @@ func TestDecodeEnvelope_layouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := decodeEnvelope([]byte(tt.in))
+			e, err := decodeEnvelope([]byte(tt.in), DefaultMaxValueBytes)
 			if tt.info == "" {
 				if err == nil {
 					t.Fatalf("decodeEnvelope(%s) = %q, want an error", tt.in, e.ExchangeInfo)
@@ -104,7 +104,7 @@ func TestDecodeEnvelope_layouts(t *testing.T) {
 func TestEnvelope_gzipMembers(t *testing.T) {
 	body := fixtures.Read(t, "binance/usdm_exchangeinfo.json")
 	e := Envelope{Market: "usdm", FetchedAt: time.Date(2025, 12, 24, 7, 49, 9, 0, time.UTC), ServerTime: 1, ETag: `"e"`, ExchangeInfo: body}
-	v, err := encodeEnvelope(e, Gzip)
+	v, err := encodeEnvelope(e, Gzip, DefaultMaxValueBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestEnvelope_gzipMembers(t *testing.T) {
 	if err := json.Unmarshal(plain, &fields); err != nil || !bytes.Equal(fields["exchange_info"], body) {
 		t.Fatalf("gunzipped value: %v, exchange_info of %d bytes, want the body's %d", err, len(fields["exchange_info"]), len(body))
 	}
-	got, err := decodeEnvelope(v)
+	got, err := decodeEnvelope(v, DefaultMaxValueBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,14 +136,14 @@ func TestEnvelope_gzipMembers(t *testing.T) {
 	marked := got
 	marked.BodyGzip = bytes.Clone(got.BodyGzip)
 	marked.BodyGzip[4] ^= 0xff // MTIME: not checked by readers, yet visible in the value
-	v2, err := encodeEnvelope(marked, Gzip)
+	v2, err := encodeEnvelope(marked, Gzip, DefaultMaxValueBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(v2, marked.BodyGzip) {
 		t.Errorf("encodeEnvelope compressed the body again instead of storing BodyGzip")
 	}
-	if again, err := decodeEnvelope(v2); err != nil || !bytes.Equal(again.BodyGzip, marked.BodyGzip) {
+	if again, err := decodeEnvelope(v2, DefaultMaxValueBytes); err != nil || !bytes.Equal(again.BodyGzip, marked.BodyGzip) {
 		t.Errorf("decodeEnvelope(encodeEnvelope(e with BodyGzip)) = %v, BodyGzip equal: %v", err, bytes.Equal(again.BodyGzip, marked.BodyGzip))
 	}
 
@@ -152,7 +152,7 @@ func TestEnvelope_gzipMembers(t *testing.T) {
 	zw := gzip.NewWriter(&one)
 	zw.Write(plain)
 	zw.Close()
-	old, err := decodeEnvelope(one.Bytes())
+	old, err := decodeEnvelope(one.Bytes(), DefaultMaxValueBytes)
 	if err != nil || !bytes.Equal(old.ExchangeInfo, body) || old.BodyGzip != nil {
 		t.Errorf("one-member value: %v, body equal %v, BodyGzip %d bytes, want nil, true, 0", err, bytes.Equal(old.ExchangeInfo, body), len(old.BodyGzip))
 	}
@@ -164,12 +164,12 @@ func TestEnvelope_gzipMembers(t *testing.T) {
 		zw.Write(part)
 		zw.Close()
 	}
-	if e, err := decodeEnvelope(odd.Bytes()); err != nil || !bytes.Equal(e.ExchangeInfo, body) || e.BodyGzip != nil {
+	if e, err := decodeEnvelope(odd.Bytes(), DefaultMaxValueBytes); err != nil || !bytes.Equal(e.ExchangeInfo, body) || e.BodyGzip != nil {
 		t.Errorf("three odd members: %v, body equal %v, BodyGzip %d bytes, want nil, true, 0", err, bytes.Equal(e.ExchangeInfo, body), len(e.BodyGzip))
 	}
 
 	// Garbage after the members is an error, as for any gunzip.
-	if _, err := decodeEnvelope(append(bytes.Clone(v), 0, 0, 0)); err == nil {
+	if _, err := decodeEnvelope(append(bytes.Clone(v), 0, 0, 0), DefaultMaxValueBytes); err == nil {
 		t.Errorf("value with trailing garbage: no error")
 	}
 }
@@ -192,7 +192,7 @@ func FuzzDecodeEnvelope_Reference(f *testing.F) {
 	f.Add([]byte(`{"market":"spot","fetched_at":"2025-12-24T07:49:09Z","exchange_info":{},"exchange_info":{"a":1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ref, refErr := decodeEnvelopeJSON(b)
-		got, err := decodeEnvelope(b)
+		got, err := decodeEnvelope(b, DefaultMaxValueBytes)
 		if refErr == nil && err != nil {
 			t.Fatalf("decodeEnvelope = %v; encoding/json reads it", err)
 		}
@@ -214,16 +214,16 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	small := []byte(`{"market":"spot","fetched_at":"2025-12-24T07:49:09.558Z","server_time":1,"etag":"e","exchange_info":{"symbols":[]}}`)
 	f.Add(small)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := decodeEnvelope(b)
+		e, err := decodeEnvelope(b, DefaultMaxValueBytes)
 		if err != nil {
 			return // refusing input is fine; panicking is not
 		}
 		for _, enc := range []Encoding{JSON, Gzip} {
-			out, err := encodeEnvelope(e, enc)
+			out, err := encodeEnvelope(e, enc, DefaultMaxValueBytes)
 			if err != nil {
 				t.Fatalf("encodeEnvelope(decodeEnvelope(b), %s) = %v, want nil", enc, err)
 			}
-			got, err := decodeEnvelope(out)
+			got, err := decodeEnvelope(out, DefaultMaxValueBytes)
 			if err != nil {
 				t.Fatalf("decodeEnvelope(encodeEnvelope(decodeEnvelope(b), %s)) = %v, want nil", enc, err)
 			}
@@ -257,7 +257,7 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(e.ExchangeInfo)))
 			for b.Loop() {
-				if _, err := encodeEnvelope(e, enc); err != nil {
+				if _, err := encodeEnvelope(e, enc, DefaultMaxValueBytes); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -271,7 +271,7 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 func BenchmarkDecodeEnvelope(b *testing.B) {
 	e := benchEnvelope(b)
 	for _, enc := range []Encoding{JSON, Gzip} {
-		v, err := encodeEnvelope(e, enc)
+		v, err := encodeEnvelope(e, enc, DefaultMaxValueBytes)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -279,9 +279,9 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 			name   string
 			decode func([]byte) (Envelope, error)
 		}{
-			{"split", decodeEnvelope},
+			{"split", func(v []byte) (Envelope, error) { return decodeEnvelope(v, DefaultMaxValueBytes) }},
 			{"baseline-encoding-json", func(v []byte) (Envelope, error) {
-				v, err := gunzipIf(v, maxInflated)
+				v, err := gunzipIf(v, DefaultMaxValueBytes)
 				if err != nil {
 					return Envelope{}, err
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,21 @@ import (
 
 // ErrMiss means the key is absent, expired, unreadable or corrupt. Test with errors.Is.
 var ErrMiss = errors.New("l2: miss")
+
+// DefaultMaxValueBytes is [Config.MaxValueBytes] when zero: 65 MiB, the
+// largest body the fetcher accepts (64 MiB) with room for an envelope's
+// fields. The 3.7 MB spot envelope and a 15 MB one are far below it.
+const DefaultMaxValueBytes = 65 << 20
+
+// DefaultMaxHold is [Config.MaxHold] when zero: 72h, the longest ban
+// Binance gives (418 with Retry-After).
+const DefaultMaxHold = 72 * time.Hour
+
+// MaxSkew is the clock skew allowed between hosts: how far past Redis' own
+// clock a stored snapshot may be dated and still be believed. A meta key
+// dated later is corrupt and blocks no write (see [Store.Put]). The root
+// package holds snapshots, envelopes and announcements to the same bound.
+const MaxSkew = time.Minute
 
 // Config configures a [Store]. Only Client is required.
 type Config struct {
@@ -31,8 +47,8 @@ type Config struct {
 	// connection, go-redis' own retries, and the transfer. A read that runs out is
 	// a miss, logged at Warn once, and the read path goes on to the next tier, so a
 	// slow or stalled Redis costs a request at most this much per read. If zero,
-	// 50ms: a GET of the 3.7 MB spot envelope takes 2 to 5 ms (20 ms under the race
-	// detector), of its gzip envelope 0.1 ms.
+	// 50ms: reading the 3.7 MB spot envelope (STRLEN and EXISTS, then GETRANGE)
+	// takes 2 to 5 ms (20 ms under the race detector), its gzip envelope 0.1 ms.
 	Timeout time.Duration
 	// WriteTimeout is the budget of each write ([Store.Put], [Store.WriteJSON]).
 	// Writes happen when a snapshot was fetched, not while a client waits for a
@@ -45,6 +61,17 @@ type Config struct {
 	// answer: so a separate, larger budget than Timeout. If zero, 1s or Timeout,
 	// whichever is longer.
 	LastGoodTimeout time.Duration
+	// MaxValueBytes bounds every value read, and what a gzip value may
+	// inflate to. A longer value is refused before it is sent (its STRLEN is
+	// asked first, and at most MaxValueBytes+1 bytes are read); a gzip value
+	// that inflates past it is refused once that much is inflated. Either is
+	// a miss, logged at Warn and counted as "too_large" (see [Store.Errors]).
+	// [Store.Put], [Store.SeedLastGood] and [Store.WriteJSON] refuse to write
+	// what readers would refuse. If zero, DefaultMaxValueBytes (65 MiB).
+	MaxValueBytes int64
+	// MaxHold bounds the backoff marker [Store.Hold] sets: a longer one is
+	// cut to it, with a Warn. If zero, DefaultMaxHold (72h).
+	MaxHold time.Duration
 	// Logger receives Warn (a read fell back to a miss) and Error (a write failed)
 	// records. If nil, slog.Default().
 	Logger *slog.Logger
@@ -58,13 +85,17 @@ type Store struct {
 	timeout         time.Duration // reads
 	writeTimeout    time.Duration
 	lastGoodTimeout time.Duration
+	maxValue        int // bytes
+	maxHold         time.Duration
 	log             *slog.Logger
 	errs            [len(ops)]atomic.Uint64 // failed calls, indexed like ops
 }
 
-// ops are the operations Errors counts failures of. "decode" is a value read
-// that was not a usable envelope.
-var ops = [...]string{"get", "decode", "put", "seed", "write_json", "ping", "lock", "extend", "unlock", "hold", "meta", "publish"}
+// ops are the operations Errors counts failures of, as Errors documents them.
+var ops = [...]string{
+	"get", "decode", "too_large", "put", "seed", "write_json", "ping",
+	"lock", "lock_no_ttl", "extend", "unlock", "hold", "clear_backoff", "meta", "publish", "watch",
+}
 
 // fail counts a failed op.
 func (s *Store) fail(op string) {
@@ -77,8 +108,13 @@ func (s *Store) fail(op string) {
 }
 
 // Errors returns the number of failed Redis calls since New by operation:
-// get, decode (a value read that was no usable envelope), put, seed,
-// write_json, ping, lock, extend, unlock, hold, meta and publish.
+// get, decode (a value read that was no usable envelope), too_large (a value
+// or meta field read that was larger than MaxValueBytes, or a gzip value
+// that inflated past it: refused), put, seed, write_json, ping, lock,
+// lock_no_ttl (a refresh lock found without a TTL, given one), extend,
+// unlock, hold, clear_backoff, meta, publish and watch (a message on the
+// invalidate channel that was no usable announcement: dropped). Every
+// operation is in the map, failed or not.
 func (s *Store) Errors() map[string]uint64 {
 	out := make(map[string]uint64, len(ops))
 	for i, o := range ops {
@@ -112,6 +148,12 @@ func New(cfg Config) *Store {
 	if cfg.LastGoodTimeout <= 0 {
 		cfg.LastGoodTimeout = max(time.Second, cfg.Timeout)
 	}
+	if cfg.MaxValueBytes <= 0 {
+		cfg.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if cfg.MaxHold <= 0 {
+		cfg.MaxHold = DefaultMaxHold
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -122,6 +164,8 @@ func New(cfg Config) *Store {
 		timeout:         cfg.Timeout,
 		writeTimeout:    cfg.WriteTimeout,
 		lastGoodTimeout: cfg.LastGoodTimeout,
+		maxValue:        int(min(cfg.MaxValueBytes, math.MaxInt-1)), // room for limit+1
+		maxHold:         cfg.MaxHold,
 		log:             cfg.Logger.With("tier", "l2"),
 	}
 }
@@ -136,15 +180,27 @@ func (s *Store) ReadJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	if b, err = gunzipIf(b, maxInflated); err == nil {
+	if b, err = gunzipIf(b, s.maxValue); err == nil {
 		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
-		s.fail("decode")
-		s.warn("l2 value unreadable, treating as a miss", key, "", err)
-		return fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
+		return s.unusable(key, "", err)
 	}
 	return nil
+}
+
+// unusable counts, logs at Warn and returns, matching ErrMiss, a value at key
+// that was read but cannot be used: "too_large" when err is errTooLarge,
+// else "decode".
+func (s *Store) unusable(key, market string, err error) error {
+	if errors.Is(err, errTooLarge) {
+		s.fail("too_large")
+		s.warn("l2 value too large, treating as a miss", key, market, err)
+		return fmt.Errorf("%w: read %q: %w", ErrMiss, key, err)
+	}
+	s.fail("decode")
+	s.warn("l2 value unreadable, treating as a miss", key, market, err)
+	return fmt.Errorf("%w: decode %q: %w", ErrMiss, key, err)
 }
 
 // WriteJSON stores v as JSON at key (relative to the prefix) with SET key value
@@ -167,6 +223,9 @@ func (s *Store) writeJSON(ctx context.Context, key string, v any, ttl time.Durat
 	if err != nil {
 		return fmt.Errorf("l2 set %q: %w", key, err)
 	}
+	if len(b) > s.maxValue {
+		return fmt.Errorf("l2 set %q: value of %d bytes, more than %d: %w", key, len(b), s.maxValue, errTooLarge)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
 	if err := s.rdb.Set(ctx, s.prefix+key, b, ttl).Err(); err != nil {
@@ -188,29 +247,71 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // get returns the raw value at key (relative to the prefix) within Timeout:
 // ErrMiss itself when absent; a Redis error logged at Warn, once per call, and
-// wrapped in ErrMiss. The deadline bounds go-redis' command retries and the wait
-// for a connection too: go-redis dials in a goroutine of its own, which may go on
-// retrying after get gave up, but get does not wait for it. The bytes may share
+// wrapped in ErrMiss; a value longer than MaxValueBytes, refused before it is
+// sent, counted as "too_large", logged at Warn and wrapped in ErrMiss. The
+// deadline bounds go-redis' command retries and the wait for a connection
+// too: go-redis dials in a goroutine of its own, which may go on retrying
+// after get gave up, but get does not wait for it. The bytes may share
 // memory with an immutable string: never modify them.
 func (s *Store) get(ctx context.Context, key, market string) ([]byte, error) {
 	return s.getWithin(ctx, key, market, s.timeout)
 }
 
-// getWithin is get with a budget of its own.
+// getWithin is get with a budget of its own. It reads in two round trips:
+// STRLEN and EXISTS, then, unless the value is absent, empty or longer than
+// MaxValueBytes, GETRANGE of at most MaxValueBytes+1 bytes. So a value too
+// long is never sent, and one that grew in between is sent only up to the
+// bound, then refused. (A Lua script that returns the value when its STRLEN
+// is small enough would be one round trip, but Redis makes a script's reply
+// of megabytes five times slower than GET's.) Both go to the node that owns
+// key, on a Redis Cluster too.
 func (s *Store) getWithin(ctx context.Context, key, market string, budget time.Duration) ([]byte, error) {
 	gctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	b, err := s.rdb.Get(gctx, s.prefix+key).Bytes()
-	if errors.Is(err, redis.Nil) {
+	b, err := s.getBounded(gctx, s.prefix+key)
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, redis.Nil):
 		return nil, ErrMiss // the driver's sentinel stops here
+	case errors.Is(err, errTooLarge):
+		return nil, s.unusable(key, market, err)
 	}
-	if err != nil {
-		s.fail("get")
-		// A caller that gave up (client gone) is not news; Redis being slow or down is.
-		if ctx.Err() == nil {
-			s.warn("l2 read failed, treating as a miss", key, market, err)
-		}
-		return nil, fmt.Errorf("%w: get %q: %w", ErrMiss, key, err)
+	s.fail("get")
+	// A caller that gave up (client gone) is not news; Redis being slow or down is.
+	if ctx.Err() == nil {
+		s.warn("l2 read failed, treating as a miss", key, market, err)
+	}
+	return nil, fmt.Errorf("%w: get %q: %w", ErrMiss, key, err)
+}
+
+// getBounded returns the value at key (the full key) as getWithin reads it:
+// redis.Nil when absent, an error wrapping errTooLarge when longer than
+// MaxValueBytes.
+func (s *Store) getBounded(ctx context.Context, key string) ([]byte, error) {
+	var n, exists *redis.IntCmd
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		n, exists = p.StrLen(ctx, key), p.Exists(ctx, key)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	switch {
+	case exists.Val() == 0:
+		return nil, redis.Nil
+	case n.Val() > int64(s.maxValue):
+		return nil, fmt.Errorf("value of %d bytes, more than %d: %w", n.Val(), s.maxValue, errTooLarge)
+	case n.Val() == 0:
+		return []byte{}, nil // empty: not worth a second trip
+	}
+	b, err := s.rdb.GetRange(ctx, key, 0, int64(s.maxValue)).Bytes()
+	switch {
+	case err != nil:
+		return nil, err
+	case len(b) > s.maxValue: // it grew in between
+		return nil, fmt.Errorf("value of more than %d bytes: %w", s.maxValue, errTooLarge)
+	case len(b) == 0: // it was deleted in between (GETRANGE cannot tell)
+		return nil, redis.Nil
 	}
 	return b, nil
 }

@@ -23,8 +23,10 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/logthrottle"
 	"github.com/symcache/symcache/l1"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/version"
@@ -63,7 +66,8 @@ type config struct {
 	maxLoss       float64
 	l2Timeout     time.Duration
 	redisOptions  *l2.ClientOptions
-	shutdownGrace time.Duration
+	minClientRate int64         // bytes a second (httpapi.Config.MinClientRate)
+	drainTimeout  time.Duration // how long a stop waits for answers in flight
 }
 
 // settingError is a bad configuration value; its text names the setting.
@@ -71,16 +75,20 @@ type settingError struct{ name, msg string }
 
 func (e *settingError) Error() string { return "symcache: invalid " + e.name + ": " + e.msg }
 
-// parseConfig reads flags over environment defaults. Secrets (REDIS_URL,
-// SYMCACHE_ADMIN_TOKEN) are read from the environment after parsing, so that
-// -h never prints them; the sentinels' credentials (REDIS_SENTINEL_USERNAME,
-// REDIS_SENTINEL_PASSWORD) come from the environment only, with no flag.
+// parseConfig reads flags over environment defaults. REDIS_URL is read from
+// the environment after parsing, so that -h never prints its password. The
+// other secrets have no flag, so that they never sit in the process's
+// arguments, which every user of the host can read: the admin token comes
+// from SYMCACHE_ADMIN_TOKEN or the file SYMCACHE_ADMIN_TOKEN_FILE names, the
+// sentinels' credentials from REDIS_SENTINEL_USERNAME and
+// REDIS_SENTINEL_PASSWORD.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: sidecar [flags]\n       sidecar version\n       sidecar healthcheck [-url URL] [-timeout 2s]\n\nServes Binance exchangeInfo from a cache. Each flag's environment variable is in brackets; flags win.\n\n")
 		fs.PrintDefaults()
+		fmt.Fprint(out, envOnlyUsage)
 	}
 	var (
 		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address [SYMCACHE_ADDR]")
@@ -93,12 +101,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		refresh    = fs.String("refresh-interval", cmp.Or(getenv("SYMCACHE_REFRESH_INTERVAL"), "1m"), "background refresh period per market [SYMCACHE_REFRESH_INTERVAL]")
 		prefix     = fs.String("key-prefix", cmp.Or(getenv("SYMCACHE_KEY_PREFIX"), "symcache:"), "Redis key prefix [SYMCACHE_KEY_PREFIX]")
 		l1Max      = fs.String("l1-max-bytes", cmp.Or(getenv("SYMCACHE_L1_MAX_BYTES"), "536870912"), "L1 budget in bytes [SYMCACHE_L1_MAX_BYTES]")
-		adminToken = fs.String("admin-token", "", "bearer token for admin endpoints; empty disables them [SYMCACHE_ADMIN_TOKEN]")
 		staleMax   = fs.String("stale-max", cmp.Or(getenv("SYMCACHE_STALE_MAX"), "24h"), "oldest snapshot still served when Binance fails; 0 = no limit [SYMCACHE_STALE_MAX]")
 		stateDir   = fs.String("state-dir", getenv("SYMCACHE_STATE_DIR"), "folder for an on-disk last-good copy per market; empty = none [SYMCACHE_STATE_DIR]")
 		encoding   = fs.String("l2-encoding", cmp.Or(getenv("SYMCACHE_L2_ENCODING"), "json"), "json or gzip envelopes in Redis [SYMCACHE_L2_ENCODING]")
 		l2Timeout  = fs.String("l2-timeout", cmp.Or(getenv("SYMCACHE_L2_TIMEOUT"), "50ms"), "budget of each Redis read; slower reads fall through to the next tier [SYMCACHE_L2_TIMEOUT]")
 		maxLoss    = fs.String("max-symbol-loss", cmp.Or(getenv("SYMCACHE_MAX_SYMBOL_LOSS"), "0.5"), "reject an answer that lost more than this fraction of the last good symbols; 1 = accept any [SYMCACHE_MAX_SYMBOL_LOSS]")
+		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
+		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
 	)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -117,13 +126,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 
 	cfg := config{
-		addr:          *addr,
-		redisURL:      cmp.Or(*redisURL, getenv("REDIS_URL")),
-		keyPrefix:     *prefix,
-		adminToken:    cmp.Or(*adminToken, getenv("SYMCACHE_ADMIN_TOKEN")),
-		stateDir:      *stateDir,
-		baseURLs:      map[exchangeinfo.Market][]string{},
-		shutdownGrace: 15 * time.Second,
+		addr:      *addr,
+		redisURL:  cmp.Or(*redisURL, getenv("REDIS_URL")),
+		keyPrefix: *prefix,
+		stateDir:  *stateDir,
+		baseURLs:  map[exchangeinfo.Market][]string{},
 	}
 	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
 		return config{}, &settingError{name("addr", "SYMCACHE_ADDR"), fmt.Sprintf("%q is not host:port", cfg.addr)}
@@ -186,6 +193,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if cfg.maxLoss, err = strconv.ParseFloat(*maxLoss, 64); err != nil || !(cfg.maxLoss > 0 && cfg.maxLoss <= 1) {
 		return config{}, &settingError{name("max-symbol-loss", "SYMCACHE_MAX_SYMBOL_LOSS"), fmt.Sprintf("%q is not a fraction in (0, 1] such as 0.5", *maxLoss)}
 	}
+	if cfg.minClientRate, err = strconv.ParseInt(*minRate, 10, 64); err != nil || cfg.minClientRate <= 0 {
+		return config{}, &settingError{name("min-client-rate", "SYMCACHE_MIN_CLIENT_RATE"), fmt.Sprintf("%q is not a positive number of bytes a second such as 65536", *minRate)}
+	}
+	if cfg.drainTimeout, err = positiveDuration(*drainLimit); err != nil {
+		return config{}, &settingError{name("drain-timeout", "SYMCACHE_DRAIN_TIMEOUT"), err.Error()}
+	}
+	if cfg.adminToken, err = adminToken(getenv); err != nil {
+		return config{}, err
+	}
 	if cfg.l2Encoding, err = l2.ParseEncoding(*encoding); err != nil {
 		return config{}, &settingError{name("l2-encoding", "SYMCACHE_L2_ENCODING"), err.Error()}
 	}
@@ -218,6 +234,59 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	return cfg, nil
 }
 
+// envOnlyUsage ends -h: the settings that have no flag.
+const envOnlyUsage = `
+Environment only (secrets, kept out of the process's arguments):
+  SYMCACHE_ADMIN_TOKEN
+    	bearer token of the admin endpoints (/admin/...); empty disables them
+  SYMCACHE_ADMIN_TOKEN_FILE
+    	a file holding the admin token instead, such as a mounted Kubernetes Secret (a trailing newline is ignored)
+  REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD
+    	the sentinels' own credentials, with a Sentinel REDIS_URL
+`
+
+// maxTokenBytes bounds SYMCACHE_ADMIN_TOKEN_FILE: a token is a line, and a
+// path to something else (a log, a device) should fail, not fill memory.
+const maxTokenBytes = 4096
+
+// adminToken returns the admin token: SYMCACHE_ADMIN_TOKEN, or the contents
+// of the file SYMCACHE_ADMIN_TOKEN_FILE names (as Kubernetes mounts a Secret
+// key) without its trailing newline (as `echo TOKEN >file` leaves one).
+// Neither set: "", admin disabled. No error holds the token.
+func adminToken(getenv func(string) string) (string, error) {
+	const envName, fileName = "SYMCACHE_ADMIN_TOKEN", "SYMCACHE_ADMIN_TOKEN_FILE"
+	token, file := getenv(envName), getenv(fileName)
+	name := envName
+	switch {
+	case token != "" && file != "":
+		return "", &settingError{envName + " and " + fileName, "both set: give the token one way"}
+	case file != "":
+		name = fileName
+		f, err := os.Open(file)
+		if err != nil {
+			return "", &settingError{name, err.Error()}
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxTokenBytes+1))
+		f.Close()
+		switch {
+		case err != nil:
+			return "", &settingError{name, fmt.Sprintf("read %s: %v", file, err)}
+		case len(b) > maxTokenBytes:
+			return "", &settingError{name, fmt.Sprintf("%s is longer than %d bytes: not a token", file, maxTokenBytes)}
+		}
+		if token = strings.TrimRight(string(b), "\r\n"); token == "" {
+			return "", &settingError{name, fmt.Sprintf("%s is empty", file)}
+		}
+	}
+	if strings.Contains(token, "REPLACE_ME") {
+		return "", &settingError{name, "the token is still the placeholder of deploy/kubernetes (REPLACE_ME)"}
+	}
+	if strings.ContainsFunc(token, unicode.IsControl) {
+		return "", &settingError{name, "the token holds a control character (a newline, a tab, ...): it could never match an Authorization header"}
+	}
+	return token, nil
+}
+
 func positiveDuration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
@@ -239,7 +308,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		} // the flag package has printed its own line for a bad flag
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	// A flood of refused or failed requests writes a few lines per kind
+	// every 10 s, and then how many it left out (see logthrottle).
+	throttle := logthrottle.New(slog.NewJSONHandler(stderr, nil), logthrottle.Config{})
+	defer throttle.Close()
+	log := slog.New(throttle)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("sidecar stopped", "err", err)
 		return 1
@@ -263,7 +336,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		ups[m], upStats[m] = c, c
 	}
-	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats}
+	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats, MinClientRate: cfg.minClientRate}
 	mem, err := l1.New(l1.Config{MaxBytes: cfg.l1MaxBytes})
 	if err != nil {
 		return err
@@ -313,12 +386,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// No WriteTimeout: httpapi gives each answer a write deadline that grows
+	// with its size (SYMCACHE_MIN_CLIENT_RATE), which one timeout for every
+	// answer cannot.
+	var open openConns
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second, // requests have no body worth waiting for
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         open.track,
 	}
 	l2desc := "none"
 	if cfg.redisOptions != nil {
@@ -332,14 +411,46 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining connections")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+	log.Info("shutting down: draining connections", "drain_timeout", cfg.drainTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Clients too slow to take their answers within the drain: cut them
+		// off, as the drain limit promises, and stop as planned.
+		n := open.n.Load()
+		srv.Close()
+		log.Warn("drain timeout reached: closed the connections still open", "connections", n, "drain_timeout", cfg.drainTimeout.String())
+		open.wait(5 * time.Second) // their handlers return before the cache closes
+	} else if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openConns counts the server's open connections (http.Server.ConnState).
+type openConns struct{ n atomic.Int64 }
+
+func (o *openConns) track(c net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		o.n.Add(1)
+	case http.StateIdle:
+		// The connection's write deadline was its last answer's (httpapi):
+		// clear it, so that it cannot cut whatever net/http writes next.
+		c.SetWriteDeadline(time.Time{})
+	case http.StateHijacked, http.StateClosed:
+		o.n.Add(-1)
+	}
+}
+
+// wait waits until no connection is open, or d has passed. A connection
+// counts as closed once its handler has returned.
+func (o *openConns) wait(d time.Duration) {
+	for deadline := time.Now().Add(d); o.n.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // redisLogger sends go-redis' own log lines to slog at debug level.

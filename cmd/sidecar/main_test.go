@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,6 +62,14 @@ func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
 		{"bad addr", map[string]string{"SYMCACHE_ADDR": "8080"}, nil, "SYMCACHE_ADDR"},
 		{"empty prefix flag", nil, []string{"-key-prefix", ""}, "-key-prefix"},
 		{"stray argument", nil, []string{"serve"}, "arguments"},
+		{"zero client rate", map[string]string{"SYMCACHE_MIN_CLIENT_RATE": "0"}, nil, "SYMCACHE_MIN_CLIENT_RATE"},
+		{"client rate with a unit", map[string]string{"SYMCACHE_MIN_CLIENT_RATE": "64KiB"}, nil, "SYMCACHE_MIN_CLIENT_RATE"},
+		{"client rate flag", nil, []string{"-min-client-rate", "-1"}, "-min-client-rate"},
+		{"bad drain timeout", map[string]string{"SYMCACHE_DRAIN_TIMEOUT": "15"}, nil, "SYMCACHE_DRAIN_TIMEOUT"},
+		{"zero drain timeout", nil, []string{"-drain-timeout", "0s"}, "-drain-timeout"},
+		{"token with a newline", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2\n"}, nil, "SYMCACHE_ADMIN_TOKEN"},
+		{"token file missing", map[string]string{"SYMCACHE_ADMIN_TOKEN_FILE": "/nonexistent/symcache/token"}, nil, "SYMCACHE_ADMIN_TOKEN_FILE"},
+		{"token and token file", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2", "SYMCACHE_ADMIN_TOKEN_FILE": "/etc/hostname"}, nil, "SYMCACHE_ADMIN_TOKEN and SYMCACHE_ADMIN_TOKEN_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,8 +106,9 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 		"SYMCACHE_ADDR", "REDIS_URL", "SYMCACHE_MARKETS", "BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL",
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
 		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
+		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE",
 		"REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
-		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`,
+		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`, `"65536"`, `"15s"`,
 	} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("-h output lacks %s:\n%s", v, out.String())
@@ -129,6 +141,17 @@ func TestParseConfig_FlagsWinOverEnv(t *testing.T) {
 	}
 	if got := cfg.baseURLs[exchangeinfo.COINM]; len(got) != 1 || got[0] != "https://dapi.binance.com" {
 		t.Errorf("coinm base URLs = %v, want the default", got)
+	}
+	if cfg.minClientRate != 65536 || cfg.drainTimeout != 15*time.Second {
+		t.Errorf("min client rate, drain timeout = %d, %v; want the defaults 65536, 15s", cfg.minClientRate, cfg.drainTimeout)
+	}
+
+	env = map[string]string{"SYMCACHE_MIN_CLIENT_RATE": "1048576", "SYMCACHE_DRAIN_TIMEOUT": "40s"}
+	if cfg, err = parseConfig([]string{"-drain-timeout", "25s"}, envFunc(env), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.minClientRate != 1<<20 || cfg.drainTimeout != 25*time.Second {
+		t.Errorf("min client rate, drain timeout = %d, %v; want 1048576 (environment), 25s (flag)", cfg.minClientRate, cfg.drainTimeout)
 	}
 }
 
@@ -497,31 +520,199 @@ func TestSidecar_SIGTERMUnderLoad(t *testing.T) {
 	t.Logf("whole answers %d, refused after the drain started %d", whole.Load(), refused.Load())
 }
 
-// SYMCACHE_ADMIN_TOKEN turns the admin endpoints on: 401 without the token,
-// the action with it, and the token in no log line.
+// SYMCACHE_ADMIN_TOKEN, or the file SYMCACHE_ADMIN_TOKEN_FILE names (as
+// Kubernetes mounts a Secret), turns the admin endpoints on: 401 without the
+// token, the action with it, and the token in no log line.
 func TestRun_AdminToken(t *testing.T) {
 	upstream := fetchtest.NewUpstream(t)
 	const token = "s3cr3t-admin-token"
-	s := startSidecar(t, map[string]string{
-		"SYMCACHE_ADMIN_TOKEN": token,
-		"BINANCE_SPOT_URL":     upstream.URL,
-		"BINANCE_USDM_URL":     upstream.URL,
-	})
-	if resp, _ := s.get(t, "/admin/status"); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("GET /admin/status without the token = %d, want 401", resp.StatusCode)
+	file := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/admin/status", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	for name, env := range map[string]map[string]string{
+		"environment": {"SYMCACHE_ADMIN_TOKEN": token},
+		"file":        {"SYMCACHE_ADMIN_TOKEN_FILE": file},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env["BINANCE_SPOT_URL"] = upstream.URL
+			env["BINANCE_USDM_URL"] = upstream.URL
+			s := startSidecar(t, env)
+			if resp, _ := s.get(t, "/admin/status"); resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("GET /admin/status without the token = %d, want 401", resp.StatusCode)
+			}
+			req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/admin/status", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /admin/status with the token = %d, want 200", resp.StatusCode)
+			}
+			s.stop(t)
+			if strings.Contains(s.out.String(), token) {
+				t.Errorf("the admin token appears in the log:\n%s", s.out.String())
+			}
+		})
+	}
+}
+
+// The token file: its trailing newline goes, nothing else does; an empty,
+// unreadable or oversized file is a bad setting that names the variable and
+// not the token.
+func TestParseConfig_AdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		name, content, want string
+	}{
+		{"newline", "hunter2-token\n", "hunter2-token"},
+		{"crlf", "hunter2-token\r\n", "hunter2-token"},
+		{"no newline", "hunter2-token", "hunter2-token"},
+		{"inner space kept", " hunter2 token", " hunter2 token"},
+	} {
+		cfg, err := parseConfig(nil, envFunc(map[string]string{"SYMCACHE_ADMIN_TOKEN_FILE": write(tt.name, tt.content)}), io.Discard)
+		if err != nil || cfg.adminToken != tt.want {
+			t.Errorf("%s: token from %q = %q, %v; want %q, nil", tt.name, tt.content, cfg.adminToken, err, tt.want)
+		}
+	}
+	unreadable := write("unreadable", "hunter2")
+	os.Chmod(unreadable, 0)
+	for _, tt := range []struct{ name, path string }{
+		{"empty", write("empty", "")},
+		{"only a newline", write("newline-only", "\n")},
+		{"two lines", write("two-lines", "hunter2\nhunter3\n")},
+		{"too long", write("long", strings.Repeat("hunter2-", 1000))},
+		{"a folder", dir},
+		{"the placeholder", write("placeholder", "REPLACE_ME\n")},
+		{"unreadable", unreadable},
+	} {
+		if tt.name == "unreadable" && os.Geteuid() == 0 {
+			continue // root reads it anyway
+		}
+		var out bytes.Buffer
+		code := run(context.Background(), nil, envFunc(map[string]string{"SYMCACHE_ADMIN_TOKEN_FILE": tt.path}), &out)
+		lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "SYMCACHE_ADMIN_TOKEN_FILE") {
+			t.Errorf("%s: run = %d, %q; want 2 and one line naming SYMCACHE_ADMIN_TOKEN_FILE", tt.name, code, out.String())
+		}
+		if strings.Contains(out.String(), "hunter2") {
+			t.Errorf("%s: output %q shows the token", tt.name, out.String())
+		}
+	}
+}
+
+// The token is never a flag: a flag's value sits in the process's arguments
+// (ps, /proc/PID/cmdline) for every user of the host to read.
+func TestRun_AdminTokenFlagRefused(t *testing.T) {
+	for _, args := range [][]string{{"-admin-token", "hunter2"}, {"-admin-token-file", "/etc/hostname"}} {
+		var out bytes.Buffer
+		if code := run(context.Background(), args, envFunc(nil), &out); code != 2 {
+			t.Errorf("run(%q) = %d, want 2", args, code)
+		}
+		if !strings.Contains(out.String(), "flag provided but not defined") {
+			t.Errorf("run(%q) output = %q, want the flag package's error", args, out.String())
+		}
+	}
+}
+
+// SIGTERM while a client takes its answers too slowly to finish within the
+// drain: the sidecar waits SYMCACHE_DRAIN_TIMEOUT, closes the connection,
+// says so in one WARN line counting it, and exits 0 without an ERROR line.
+func TestRun_DrainTimeoutClosesSlowClients(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	s := startSidecar(t, map[string]string{
+		"BINANCE_SPOT_URL":       upstream.URL,
+		"SYMCACHE_MARKETS":       "spot",
+		"SYMCACHE_DRAIN_TIMEOUT": "1s",
+	})
+	if resp, _ := s.get(t, "/api/v3/exchangeInfo"); resp.StatusCode != http.StatusOK { // loads the cache
+		t.Fatalf("GET /api/v3/exchangeInfo = %d, want 200", resp.StatusCode)
+	}
+	http.DefaultClient.CloseIdleConnections() // the test's own, so that one connection is left
+
+	// Ten pipelined requests for the 3.7 MB answer, and a client that stops
+	// reading after the first bytes: 37 MB is more than the kernel's
+	// buffers take (a few MB on loopback), so once the server has filled
+	// them it is still writing when the signal comes.
+	conn, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /admin/status with the token = %d, want 200", resp.StatusCode)
+	defer conn.Close()
+	const requests = 10
+	if _, err := io.WriteString(conn, strings.Repeat("GET /api/v3/exchangeInfo HTTP/1.1\r\nHost: symcache\r\n\r\n", requests)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	head := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("first bytes of the answer = %q, %v; want HTTP/1.1 200", head, err)
+	}
+	time.Sleep(500 * time.Millisecond) // the server fills the buffers
+
+	began := time.Now()
+	s.stop(t) // exit status 0
+	took := time.Since(began)
+	if took < time.Second || took > 8*time.Second {
+		t.Errorf("the sidecar stopped %v after the signal, want a little over the 1s drain", took)
+	}
+
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := io.Copy(io.Discard, conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the slow client's connection is still open after the exit")
+	}
+	if got, all := int64(len(head))+rest, int64(requests*len(fixtures.Read(t, "binance/spot_exchangeinfo.json"))); got >= all {
+		t.Errorf("the slow client received %d bytes, want fewer than its %d", got, all)
+	}
+
+	logs := s.out.String()
+	if n := s.out.Count(t, "level", "WARN", "msg", "drain timeout reached: closed the connections still open", "connections", 1); n != 1 {
+		t.Errorf("WARN lines counting 1 connection cut = %d, want 1:\n%s", n, logs)
+	}
+	if strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("an ERROR line was logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("the log lacks the stop:\n%s", logs)
+	}
+}
+
+// A flood of refused admin requests writes a few WARN lines and then one
+// saying how many more there were, written at the latest when the sidecar
+// exits.
+func TestRun_LogFloodThrottled(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	s := startSidecar(t, map[string]string{"BINANCE_SPOT_URL": upstream.URL, "SYMCACHE_MARKETS": "spot"})
+	const requests = 300
+	for range requests {
+		if resp, _ := s.get(t, "/admin/status"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("GET /admin/status without a token = %d, want 401", resp.StatusCode)
+		}
 	}
 	s.stop(t)
-	if strings.Contains(s.out.String(), token) {
-		t.Errorf("the admin token appears in the log:\n%s", s.out.String())
+	lines, total := 0, 0
+	for _, r := range s.out.Records(t) {
+		if r["level"] != "WARN" || !strings.HasPrefix(fmt.Sprint(r["msg"]), "admin request refused") {
+			continue
+		}
+		lines++
+		if n, ok := r["repeated"].(float64); ok {
+			total += int(n)
+		} else {
+			total++
+		}
+	}
+	if lines > 11 || total != requests {
+		t.Errorf("refused requests logged in %d lines counting %d, want at most 11 lines (10 and a summary) counting %d:\n%s", lines, total, requests, s.out.String())
 	}
 }

@@ -29,7 +29,7 @@ type rule struct {
 
 // app is every package below cmd/*: what a command, the load harness and the
 // chaos test may wire together.
-var app = []string{"", "httpapi", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo"}
+var app = []string{"", "httpapi", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo", "internal/logthrottle"}
 
 // testSupport are the packages tests import and non-test code does not
 // (cmd/replay's fetchtest aside, see below).
@@ -68,6 +68,7 @@ var layers = map[string]rule{
 
 	// Test support, at the bottom so that any package's tests can use it.
 	"internal/testutil":    {std: true, why: "internal/testutil imports the standard library only"},
+	"internal/logthrottle": {std: true, why: "internal/logthrottle imports the standard library only"},
 	"internal/fixtures":    {std: true, why: "internal/fixtures imports the standard library only"},
 	"fetch/fetchtest":      {may: []string{"internal/fixtures"}, std: true, why: "fetchtest imports the standard library and internal/fixtures only"},
 	"l2/l2test":            {may: []string{"internal/testutil"}, why: "l2test imports internal/testutil at most"},

@@ -1,9 +1,11 @@
 // Command k8spolicy checks symcache's Kubernetes manifests for what a schema
 // cannot see: symcache runs as a native sidecar listening on loopback only,
 // probed through `/sidecar healthcheck`, with its Redis URL from a Secret
-// that the manifests define (holding only the placeholder), its state on a
-// sized emptyDir, resources that fit what was measured, and a restricted
-// security context for every container.
+// that the manifests define (holding only the placeholder) and its admin
+// token, if any, from a Secret mounted as a file, its state on a sized
+// emptyDir, resources that fit what was measured (GOMEMLIMIT set, below the
+// memory limit by an exec probe at least), a grace period longer than its
+// drain, and a restricted security context for every container.
 //
 //	go run ./k8spolicy ../kubernetes/*.yaml
 //
@@ -35,6 +37,10 @@ import (
 // inline in a manifest.
 var secretEnv = []string{"REDIS_URL", "REDIS_SENTINEL_PASSWORD", "SYMCACHE_ADMIN_TOKEN"}
 
+// tokenFileEnv names the file holding the admin token: a key of a Secret
+// volume.
+const tokenFileEnv = "SYMCACHE_ADMIN_TOKEN_FILE"
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: k8spolicy FILE.yaml...")
@@ -58,14 +64,16 @@ func main() {
 
 // What the image and the measurements fix.
 const (
-	binary          = "/sidecar"      // the Dockerfile's COPY target and ENTRYPOINT
-	minMemoryLimit  = 72 << 20        // worst RSS seen (59 MiB) + one exec probe (12 MiB)
-	drainSeconds    = 15              // the sidecar's graceful stop, at most
-	defaultProbeTO  = 2 * time.Second // `sidecar healthcheck -timeout` default
-	placeholderMark = "REPLACE_ME"    // the only secret value that may be committed
-	imageName       = "symcache"      // the container (or image) that is symcache
-	minCPULimit     = 2.0             // Go's GOMAXPROCS floor under a CPU limit
-	defaultTimeout  = 1               // Kubernetes' default probe timeoutSeconds
+	binary          = "/sidecar"       // the Dockerfile's COPY target and ENTRYPOINT
+	minMemoryLimit  = 72 << 20         // worst RSS seen (59 MiB) + one exec probe (12 MiB)
+	probeMemory     = 12 << 20         // one exec probe's process, in the container's cgroup
+	defaultDrain    = 15 * time.Second // SYMCACHE_DRAIN_TIMEOUT's default: the sidecar's graceful stop, at most
+	appDrainSeconds = 5                // the least the grace period leaves beyond symcache's drain
+	defaultProbeTO  = 2 * time.Second  // `sidecar healthcheck -timeout` default
+	placeholderMark = "REPLACE_ME"     // the only secret value that may be committed
+	imageName       = "symcache"       // the container (or image) that is symcache
+	minCPULimit     = 2.0              // Go's GOMAXPROCS floor under a CPU limit
+	defaultTimeout  = 1                // Kubernetes' default probe timeoutSeconds
 	healthzPath     = "/healthz"
 	readyzPath      = "/readyz"
 )
@@ -149,7 +157,22 @@ type envVar struct {
 			Name string `yaml:"name"`
 			Key  string `yaml:"key"`
 		} `yaml:"secretKeyRef"`
+		ResourceFieldRef *struct {
+			ContainerName string `yaml:"containerName"`
+			Resource      string `yaml:"resource"`
+			Divisor       string `yaml:"divisor"`
+		} `yaml:"resourceFieldRef"`
 	} `yaml:"valueFrom"`
+}
+
+// envVar returns the variable name as the container sets it, if it does.
+func (c *container) envVar(name string) (envVar, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return envVar{}, false
 }
 
 // env is the literal value of the variable name, and whether it is set.
@@ -196,6 +219,13 @@ type volume struct {
 	EmptyDir *struct {
 		SizeLimit string `yaml:"sizeLimit"`
 	} `yaml:"emptyDir"`
+	Secret *struct {
+		SecretName string `yaml:"secretName"`
+		Items      []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+		} `yaml:"items"`
+	} `yaml:"secret"`
 }
 
 // load decodes every document of every file.
@@ -338,9 +368,6 @@ func (p *podChecker) check() string {
 	if len(p.spec.Containers) == 0 {
 		p.bad("no app container beside symcache")
 	}
-	if g := p.spec.TerminationGracePeriodSeconds; g != nil && *g < drainSeconds+5 {
-		p.bad("terminationGracePeriodSeconds %d leaves symcache no time for its %d s drain after the app's", *g, drainSeconds)
-	}
 	all := slices.Concat(p.spec.InitContainers, p.spec.Containers)
 	for i := range all {
 		p.checkSecurity(&all[i])
@@ -351,7 +378,30 @@ func (p *podChecker) check() string {
 		p.bad("no symcache container in initContainers")
 		return ""
 	}
+	p.checkGrace(sidecar)
 	return p.checkSidecar(sidecar)
+}
+
+// checkGrace checks that the pod's grace period leaves symcache its drain
+// (SYMCACHE_DRAIN_TIMEOUT) after the app's: past it, the kubelet kills
+// symcache and its exit is not the clean one.
+func (p *podChecker) checkGrace(c *container) {
+	drain := defaultDrain
+	if s, set := c.env("SYMCACHE_DRAIN_TIMEOUT"); set {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			p.bad("initContainers[%s]: SYMCACHE_DRAIN_TIMEOUT %q is not a positive duration such as 15s", c.Name, s)
+			return
+		}
+		drain = d
+	}
+	grace := 30 // Kubernetes' default
+	if g := p.spec.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	if time.Duration(grace)*time.Second < drain+appDrainSeconds*time.Second {
+		p.bad("terminationGracePeriodSeconds %d leaves symcache no time for its %s drain after the app's (want at least %d s more than the drain)", grace, drain, appDrainSeconds)
+	}
 }
 
 func isSymcache(c *container) bool {
@@ -400,6 +450,7 @@ func (p *podChecker) checkSidecar(c *container) string {
 	}) {
 		p.bad("%s: REDIS_URL does not come from a Secret (valueFrom.secretKeyRef)", where)
 	}
+	p.checkTokenFile(where, c)
 
 	// The state folder: writable although the root filesystem is not.
 	if dir, ok := c.env("SYMCACHE_STATE_DIR"); !ok || dir == "" {
@@ -434,6 +485,62 @@ func (p *podChecker) checkSidecar(c *container) string {
 	p.checkProbe(where+".livenessProbe", c.LivenessProbe, []string{healthzPath}, port, loopback)
 	p.checkResources(where, c)
 	return port
+}
+
+// checkTokenFile checks SYMCACHE_ADMIN_TOKEN_FILE, when set: a literal path
+// to a key of a Secret the manifests define, mounted as a volume; and not
+// beside SYMCACHE_ADMIN_TOKEN, which the sidecar refuses.
+func (p *podChecker) checkTokenFile(where string, c *container) {
+	e, set := c.envVar(tokenFileEnv)
+	if !set {
+		return
+	}
+	if _, both := c.envVar("SYMCACHE_ADMIN_TOKEN"); both {
+		p.bad("%s: SYMCACHE_ADMIN_TOKEN and %s are both set: the sidecar refuses to start", where, tokenFileEnv)
+	}
+	if e.Value == nil || *e.Value == "" {
+		p.bad("%s: %s is not a path written in the manifest", where, tokenFileEnv)
+		return
+	}
+	file := filepath.Clean(*e.Value)
+	for _, m := range c.VolumeMounts {
+		rel, err := filepath.Rel(filepath.Clean(m.MountPath), file)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		i := slices.IndexFunc(p.spec.Volumes, func(v volume) bool { return v.Name == m.Name })
+		if i < 0 {
+			p.bad("%s: volumeMount %s names no volume of the pod", where, m.Name)
+			return
+		}
+		sv := p.spec.Volumes[i].Secret
+		if sv == nil {
+			p.bad("%s: %s %s is on volume %s, want a Secret volume", where, tokenFileEnv, file, m.Name)
+			return
+		}
+		key := rel // without items, each key is a file named after it
+		if len(sv.Items) > 0 {
+			key = ""
+			for _, it := range sv.Items {
+				if filepath.Clean(it.Path) == rel {
+					key = it.Key
+				}
+			}
+			if key == "" {
+				p.bad("%s: %s %s is none of the items of Secret volume %s", where, tokenFileEnv, file, m.Name)
+				return
+			}
+		}
+		keys, ok := p.secrets[sv.SecretName]
+		switch {
+		case !ok:
+			p.bad("%s: volume %s reads Secret %q, which the manifests do not define", where, m.Name, sv.SecretName)
+		case !keys[key]:
+			p.bad("%s: %s %s is key %q of Secret %q, which it does not have", where, tokenFileEnv, file, key, sv.SecretName)
+		}
+		return
+	}
+	p.bad("%s: nothing is mounted at %s %s: mount the Secret holding the token as a volume", where, tokenFileEnv, file)
 }
 
 // checkProbe checks that a probe reaches symcache on the right path: with a
@@ -537,19 +644,72 @@ func (p *podChecker) checkResources(where string, c *container) {
 	if ok && memLimit < minMemoryLimit {
 		p.bad("%s: resources.limits.memory is %.0f MiB, want at least %d MiB (the worst RSS measured plus an exec probe)", where, memLimit/(1<<20), minMemoryLimit>>20)
 	}
-	if s, set := c.env("GOMEMLIMIT"); set {
-		v, err := parseGoSize(s)
-		switch {
-		case err != nil:
-			p.bad("%s: GOMEMLIMIT %q is not a size such as 96MiB", where, s)
-		case ok && v >= memLimit:
-			p.bad("%s: GOMEMLIMIT %s is not below the memory limit", where, s)
-		}
-	}
+	p.checkMemLimit(where, c, memLimit, ok)
 	if cpu, ok := q(c.Resources.Limits, "cpu"); ok && cpu < minCPULimit {
 		if _, set := c.env("GOMAXPROCS"); !set {
 			p.bad("%s: resources.limits.cpu %s is below %g: Go runs at least %g threads, and the CFS quota would throttle them; raise it, drop it, or set GOMAXPROCS", where, c.Resources.Limits["cpu"], minCPULimit, minCPULimit)
 		}
+	}
+}
+
+// checkMemLimit checks GOMEMLIMIT: set, and below the memory limit by one
+// exec probe at least. The probes' processes share the container's cgroup,
+// so a Go runtime allowed the whole limit is killed when one runs; and
+// Kubernetes cannot compute a fraction of the limit, so GOMEMLIMIT from a
+// resourceFieldRef on limits.memory is the limit itself. A resourceFieldRef
+// with a divisor other than 1 gives a number without a unit, which Go reads
+// as bytes: GOMEMLIMIT=128 from 128Mi with divisor 1Mi.
+func (p *podChecker) checkMemLimit(where string, c *container, memLimit float64, limitSet bool) {
+	e, set := c.envVar("GOMEMLIMIT")
+	if !set {
+		p.bad("%s: GOMEMLIMIT is not set: set it below the memory limit (by %d MiB, an exec probe, at least), so that the GC works harder before the kernel kills the container", where, probeMemory>>20)
+		return
+	}
+	var v float64
+	var shown string
+	switch {
+	case e.Value != nil:
+		var err error
+		if v, err = parseGoSize(*e.Value); err != nil {
+			p.bad("%s: GOMEMLIMIT %q is not a size such as 96MiB", where, *e.Value)
+			return
+		}
+		shown = *e.Value
+	case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
+		ref := e.ValueFrom.ResourceFieldRef
+		if ref.ContainerName != "" && ref.ContainerName != c.Name {
+			p.bad("%s: GOMEMLIMIT comes from container %s's resources, not symcache's", where, ref.ContainerName)
+			return
+		}
+		if d := cmp.Or(ref.Divisor, "1"); d != "1" {
+			p.bad("%s: GOMEMLIMIT from resourceFieldRef %s with divisor %s is a number of %s without a unit, which Go reads as bytes; use divisor \"1\"", where, ref.Resource, d, d)
+			return
+		}
+		var m map[string]string
+		switch ref.Resource {
+		case "limits.memory":
+			m = c.Resources.Limits
+		case "requests.memory":
+			m = c.Resources.Requests
+		default:
+			p.bad("%s: GOMEMLIMIT from resourceFieldRef %s, want a memory limit or request", where, ref.Resource)
+			return
+		}
+		q, err := parseQuantity(m["memory"])
+		if err != nil {
+			return // reported with the resources
+		}
+		v, shown = q, "from "+ref.Resource+" ("+m["memory"]+")"
+	default:
+		p.bad("%s: GOMEMLIMIT is neither a value nor a resourceFieldRef", where)
+		return
+	}
+	switch {
+	case !limitSet:
+	case v >= memLimit:
+		p.bad("%s: GOMEMLIMIT %s is not below the memory limit; set it below by %d MiB (an exec probe) at least", where, shown, probeMemory>>20)
+	case memLimit-v < probeMemory:
+		p.bad("%s: GOMEMLIMIT %s leaves less than %d MiB below the memory limit for an exec probe", where, shown, probeMemory>>20)
 	}
 }
 

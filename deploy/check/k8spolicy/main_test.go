@@ -13,6 +13,18 @@ const manifests = "../../kubernetes"
 // applied to one of them.
 func loadEdited(t *testing.T, file, old, new string) []*object {
 	t.Helper()
+	if old == "" {
+		return loadEdits(t)
+	}
+	return loadEdits(t, edit{file, old, new})
+}
+
+// edit replaces old, which must be in file once, with new.
+type edit struct{ file, old, new string }
+
+// loadEdits loads the repository's manifests with edits applied in order.
+func loadEdits(t *testing.T, edits ...edit) []*object {
+	t.Helper()
 	dir := t.TempDir()
 	files, err := filepath.Glob(filepath.Join(manifests, "*.yaml"))
 	if err != nil || len(files) == 0 {
@@ -25,11 +37,14 @@ func loadEdited(t *testing.T, file, old, new string) []*object {
 			t.Fatal(err)
 		}
 		s := string(b)
-		if filepath.Base(f) == file && old != "" {
-			if strings.Count(s, old) != 1 {
-				t.Fatalf("%s holds %q %d times, want once: fix the test's edit", file, old, strings.Count(s, old))
+		for _, e := range edits {
+			if filepath.Base(f) != e.file {
+				continue
 			}
-			s = strings.Replace(s, old, new, 1)
+			if strings.Count(s, e.old) != 1 {
+				t.Fatalf("%s holds %q %d times, want once: fix the test's edit", e.file, e.old, strings.Count(s, e.old))
+			}
+			s = strings.Replace(s, e.old, e.new, 1)
 		}
 		dst := filepath.Join(dir, filepath.Base(f))
 		if err := os.WriteFile(dst, []byte(s), 0o644); err != nil {
@@ -92,6 +107,13 @@ func TestCheck_Edits(t *testing.T) {
 		{"no memory limit", dep, "              cpu: \"2\"\n              memory: 128Mi", "              cpu: \"2\"", "resources.limits.memory is missing"},
 		{"request above limit", dep, "memory: 64Mi", "memory: 200Mi", "above the limit"},
 		{"GOMEMLIMIT over the limit", dep, `value: "96MiB"`, `value: "160MiB"`, "GOMEMLIMIT 160MiB is not below"},
+		{"GOMEMLIMIT no room for a probe", dep, `value: "96MiB"`, `value: "120MiB"`, "leaves less than 12 MiB"},
+		{"GOMEMLIMIT not a size", dep, `value: "96MiB"`, `value: "96Mi"`, `GOMEMLIMIT "96Mi" is not a size`},
+		{"GOMEMLIMIT unset", dep, "- name: GOMEMLIMIT\n", "- name: GOMEMLIMIT_UNUSED\n", "GOMEMLIMIT is not set"},
+		{"GOMEMLIMIT the limit itself", dep, `value: "96MiB"`, "valueFrom:\n                resourceFieldRef: {resource: limits.memory, divisor: \"1\"}", "GOMEMLIMIT from limits.memory (128Mi) is not below"},
+		{"GOMEMLIMIT in MiB without a unit", dep, `value: "96MiB"`, "valueFrom:\n                resourceFieldRef: {resource: limits.memory, divisor: 1Mi}", "which Go reads as bytes"},
+		{"drain longer than the grace", dep, "- name: SYMCACHE_ADDR\n", "- name: SYMCACHE_DRAIN_TIMEOUT\n              value: \"60s\"\n            - name: SYMCACHE_ADDR\n", "no time for its 1m0s drain"},
+		{"drain not a duration", dep, "- name: SYMCACHE_ADDR\n", "- name: SYMCACHE_DRAIN_TIMEOUT\n              value: \"15\"\n            - name: SYMCACHE_ADDR\n", "SYMCACHE_DRAIN_TIMEOUT \"15\""},
 		{"cpu limit that throttles", dep, `cpu: "2"`, `cpu: 500m`, "below 2"},
 		{"writable root", dep, "            readOnlyRootFilesystem: true\n            allowPrivilegeEscalation: false\n            privileged: false\n            capabilities:\n              drop: [\"ALL\"]\n          volumeMounts",
 			"            readOnlyRootFilesystem: false\n            allowPrivilegeEscalation: false\n            privileged: false\n            capabilities:\n              drop: [\"ALL\"]\n          volumeMounts", "symcache: readOnlyRootFilesystem"},
@@ -115,6 +137,59 @@ func TestCheck_Edits(t *testing.T) {
 				}
 			}
 			t.Errorf("check(edited %s) = %q, want a problem saying %q", tt.file, problems, tt.want)
+		})
+	}
+}
+
+// The admin token example of the manifests, uncommented: the token file is
+// a key of a Secret the manifests define, mounted as a volume.
+var adminToken = []edit{
+	{"deployment.yaml", "            # - name: SYMCACHE_ADMIN_TOKEN_FILE\n            #   value: /var/run/secrets/symcache/token\n",
+		"            - name: SYMCACHE_ADMIN_TOKEN_FILE\n              value: /var/run/secrets/symcache/token\n"},
+	{"deployment.yaml", "            # - name: symcache-admin # the admin token, see SYMCACHE_ADMIN_TOKEN_FILE\n            #   mountPath: /var/run/secrets/symcache\n            #   readOnly: true\n",
+		"            - name: symcache-admin\n              mountPath: /var/run/secrets/symcache\n              readOnly: true\n"},
+	{"deployment.yaml", "        # - name: symcache-admin\n        #   secret:\n        #     secretName: symcache-admin\n        #     defaultMode: 0440\n",
+		"        - name: symcache-admin\n          secret:\n            secretName: symcache-admin\n            defaultMode: 0440\n"},
+	{"secret.yaml", "# ---\n# apiVersion: v1\n# kind: Secret\n# metadata:\n#   name: symcache-admin\n#   labels:\n#     app.kubernetes.io/name: symcache\n#     app.kubernetes.io/component: cache-sidecar\n# type: Opaque\n# stringData:\n#   token: \"REPLACE_ME\"\n",
+		"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: symcache-admin\n  labels:\n    app.kubernetes.io/name: symcache\n    app.kubernetes.io/component: cache-sidecar\ntype: Opaque\nstringData:\n  token: \"REPLACE_ME\"\n"},
+}
+
+func TestCheck_AdminTokenFile(t *testing.T) {
+	objs := loadEdits(t, adminToken...)
+	if problems := check(objs); len(problems) != 0 {
+		t.Fatalf("check(the manifests with the admin token example uncommented) = %q, want no problem", problems)
+	}
+	secrets := 0
+	for _, o := range objs {
+		if o.Kind == "Secret" {
+			secrets++
+		}
+	}
+	if secrets != 2 {
+		t.Fatalf("Secrets = %d, want 2 (symcache-redis and symcache-admin)", secrets)
+	}
+
+	tests := []struct {
+		name string
+		edit edit
+		want string
+	}{
+		{"not mounted", edit{"deployment.yaml", "mountPath: /var/run/secrets/symcache\n", "mountPath: /var/run/secrets/other\n"}, "nothing is mounted at SYMCACHE_ADMIN_TOKEN_FILE"},
+		{"on an emptyDir", edit{"deployment.yaml", "          secret:\n            secretName: symcache-admin\n            defaultMode: 0440\n", "          emptyDir: {}\n"}, "want a Secret volume"},
+		{"unknown Secret", edit{"deployment.yaml", "secretName: symcache-admin", "secretName: symcache-admin-typo"}, `Secret "symcache-admin-typo"`},
+		{"wrong key", edit{"deployment.yaml", "value: /var/run/secrets/symcache/token", "value: /var/run/secrets/symcache/admin-token"}, `key "admin-token"`},
+		{"both ways", edit{"deployment.yaml", "- name: SYMCACHE_ADDR\n", "- name: SYMCACHE_ADMIN_TOKEN\n              valueFrom:\n                secretKeyRef: {name: symcache-admin, key: token}\n            - name: SYMCACHE_ADDR\n"}, "both set"},
+		{"real token committed", edit{"secret.yaml", `token: "REPLACE_ME"`, `token: "0123456789abcdef"`}, "placeholder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			problems := check(loadEdits(t, append(adminToken[:len(adminToken):len(adminToken)], tt.edit)...))
+			for _, p := range problems {
+				if strings.Contains(p, tt.want) {
+					return
+				}
+			}
+			t.Errorf("check(edited) = %q, want a problem saying %q", problems, tt.want)
 		})
 	}
 }
