@@ -423,20 +423,7 @@ func TestStore_Lock_noTTL(t *testing.T) {
 			if !tt.expireOK {
 				return
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				tok, _, err := s.Lock(ctx, "spot", lease)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if tok != "" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("lock still held 5s after it was given a TTL of at most %v", tt.wantTTL)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitLock(t, s, lease) // it was given a TTL of at most tt.wantTTL
 		})
 	}
 }

@@ -56,20 +56,7 @@ func TestStore_Lock(t *testing.T) {
 	if token, _, _ = s.Lock(ctx, "spot", lease); token == "" {
 		t.Fatal("Lock after Unlock: no token")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		tok, _, err := s.Lock(ctx, "spot", lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lock still held 5s after a %v lease", lease)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLock(t, s, lease)
 	// The first holder's late Unlock does not release the new holder's lock.
 	if err := s.Unlock(ctx, "spot", token); !errors.Is(err, l2.ErrLockLost) {
 		t.Fatalf("late Unlock = %v, want ErrLockLost", err)
@@ -291,6 +278,24 @@ func TestStore_Errors(t *testing.T) {
 	for op, want := range map[string]uint64{"decode": 1, "get": 1, "put": 1, "lock": 1, "meta": 1, "publish": 0, "hold": 0} {
 		if got[op] != want {
 			t.Errorf("Errors()[%s] = %d, want %d (all: %v)", op, got[op], want, got)
+		}
+	}
+}
+
+// waitLock takes spot's refresh lock, trying every 20ms, and fails the test
+// if it is still held after 5s.
+func waitLock(t *testing.T, s *l2.Store, lease time.Duration) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tok, _, err := s.Lock(context.Background(), "spot", lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			return tok
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spot's lock still held after 5s")
 		}
 	}
 }
