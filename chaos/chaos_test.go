@@ -57,6 +57,11 @@ const (
 	slowDelay       = 3 * time.Second         // "slow" upstream: later than both timeouts
 	retryAfter      = 2 * time.Second         // sent with every 429 and 418
 
+	// lockLease is symcache.Config.LockLease: the default for these
+	// settings (¾ of the refresh interval), set so that the lock faults
+	// know it.
+	lockLease = refreshInterval * 3 / 4
+
 	warmUpLimit    = 30 * time.Second // the first successful fetch of every sidecar
 	requestTimeout = 30 * time.Second // a client request; far above any legitimate wait
 
@@ -137,6 +142,18 @@ type market struct {
 	queries map[string][][]byte
 	rules   map[string][][]byte // symbol → json of rules.For, per version
 	orders  map[string][][]byte // raw normalize query → json of Normalize, per version
+
+	// poison is a valid exchangeInfo that is none of the versions (one
+	// symbol HALT, same length): the body of the future-dated values the
+	// script writes into Redis. An answer made from it is wrong data;
+	// pQueries, pRules and pOrders are its answers, where it has one.
+	poison   *version
+	pQueries map[string][]byte
+	pRules   map[string][]byte
+	pOrders  map[string][]byte
+	// grown and absurd are valid answers no sidecar may take: more than 4
+	// times the largest version, and one with a symbol of 2 MiB.
+	grown, absurd []byte
 }
 
 var serverTimeRE = regexp.MustCompile(`"serverTime"\s*:\s*(\d+)`)
@@ -195,6 +212,8 @@ func newMarket(t *testing.T, idx int, m exchangeinfo.Market, files ...string) *m
 	if len(mk.symbols) < 2 {
 		t.Fatalf("%s: fewer than two symbols common to every version", m)
 	}
+	mk.makePoison(t)
+	mk.makeOversized(t)
 	for _, sym := range mk.symbols {
 		for _, v := range mk.versions {
 			s, _ := v.snap.Lookup(sym)
@@ -225,6 +244,10 @@ func (mk *market) addQuery(t *testing.T, raw string) {
 		}
 		mk.queries[raw] = append(mk.queries[raw], b)
 	}
+	q, _ := exchangeinfo.ParseQuery(mk.m, raw)
+	if b, err := mk.poison.snap.Answer(q); err == nil {
+		mk.pQueries[raw] = b
+	}
 }
 
 // addOrder records what each version answers to a normalize query of sym.
@@ -246,6 +269,12 @@ func (mk *market) addOrder(t *testing.T, sym string, o rules.Order) string {
 			t.Fatal(err)
 		}
 		mk.orders[key] = append(mk.orders[key], b)
+	}
+	s, _ := mk.poison.snap.Lookup(sym)
+	if r, err := rules.For(mk.m, s); err == nil {
+		if n, err := r.Normalize(o); err == nil {
+			mk.pOrders[key], _ = json.Marshal(n)
+		}
 	}
 	return key
 }
@@ -492,6 +521,7 @@ type incarnation struct {
 	cache     *symcache.Cache
 	srv       *httptest.Server
 	rdb       *redis.Client
+	store     *l2.Store
 	probe     *probe
 	born      time.Time
 	died      time.Time // set by close
@@ -547,13 +577,15 @@ func (w *world) startSidecar(slot, gen int) *incarnation {
 		enc = l2.Gzip // every sidecar must read what any other wrote
 	}
 	store := l2.New(l2.Config{Client: inc.rdb, Encoding: enc, Logger: log})
+	inc.store = store
 	cfg := symcache.Config{
 		Upstreams:       ups,
 		L2:              store,
-		Coordinator:     store,
+		Coordinator:     coordProbe{Store: store, name: inc.name, log: &w.locks},
 		TTL:             ttl,
 		RefreshInterval: refreshInterval,
 		FetchTimeout:    fetchTimeout,
+		LockLease:       lockLease,
 		Logger:          log,
 	}
 	var onDisk []*market // markets with a disk copy at start
@@ -645,6 +677,25 @@ type world struct {
 	events        eventLog
 	slow          eventLog // answers that took over a second
 
+	// The hostile faults (hostile_test.go). metaGen counts, per market, the
+	// meta keys the script replaced: then the next write is compared with
+	// nothing, in Redis and in the checker.
+	metaGen   [2]atomic.Int64
+	ctl       *redis.Client  // the script's own Redis client
+	inj       injected       // what the script wrote into Redis
+	oversizeN int            // oversized answers so far
+	oversizes []span         // when they were sent
+	lockBusy  [2]atomic.Bool // a TTL-less lock of the market is being watched
+	locks     lockLog        // every sidecar's Lock calls
+	resume    durations      // how soon refreshing resumed after a TTL-less lock
+	hostile   counter        // what the hostile faults did
+	wrongData atomic.Int64   // answers or Redis values made from the poisoned version
+	// upNow is each market's upstream answer, as the script last set it.
+	upNow [2]struct {
+		mode string
+		r    fetchtest.Response
+	}
+
 	stateDir string // the disk copy of sidecar diskSlot, kept across its restarts
 
 	slots [sidecars]atomic.Pointer[incarnation]
@@ -668,6 +719,8 @@ func newWorld(t *testing.T, seed uint64) *world {
 
 	w.redis = l2test.Start(t)
 	w.redisUp.Store(true)
+	w.ctl = redis.NewClient(&redis.Options{Addr: w.redis.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { w.ctl.Close() })
 	w.up = newUpstream(t)
 	for _, mk := range w.markets {
 		w.setUpstream(mk, "healthy", 0)
@@ -716,7 +769,7 @@ func (w *world) run(d time.Duration) {
 	}
 	w.events.add("all sidecars warm after %v", time.Since(w.start).Round(time.Millisecond))
 	end := time.Now().Add(d)
-	w.script(end)
+	w.script(ctx, &wg, end)
 	cancel()
 	wg.Wait()
 	w.events.add("stop")
@@ -812,14 +865,46 @@ func (w *world) setUpstream(mk *market, mode string, v int) {
 	w.up.h.Set(mk.m.Path(), r)
 	w.faults.add("upstream " + mode)
 	if mode == "healthy" || mode == "slow" {
-		w.events.add("upstream %s %s (%s)", mk.m, mode, mk.versions[v].name)
-	} else {
-		w.events.add("upstream %s %s", mk.m, mode)
+		mode += " (" + mk.versions[v].name + ")"
 	}
+	w.upNow[mk.idx].mode, w.upNow[mk.idx].r = mode, r
+	w.events.add("upstream %s %s", mk.m, mode)
 }
 
-// script changes one thing every 0.5–2 s until end.
-func (w *world) script(end time.Time) {
+// actions are what the fault script may do at each step, with their
+// weights: a 60 s run has some 45 steps.
+var actions = []struct {
+	name   string
+	weight int
+}{
+	{"upstream", 6},      // one market's upstream mode
+	{"upstream both", 2}, // both markets'
+	{"redis", 2},         // stop Redis, or bring it back empty
+	{"sidecar", 2},       // restart one sidecar
+	{"future-dated", 2},  // a poisoned value dated ahead in Redis
+	{"lock", 3},          // a refresh lock without a TTL
+	{"oversized", 2},     // an upstream answer no sidecar may take, for less than a TTL
+	{"flood", 1},         // forged announcements for a second
+}
+
+func (w *world) pickAction() string {
+	total := 0
+	for _, a := range actions {
+		total += a.weight
+	}
+	n := w.rnd.IntN(total)
+	for _, a := range actions {
+		if n < a.weight {
+			return a.name
+		}
+		n -= a.weight
+	}
+	panic("unreachable")
+}
+
+// script changes one thing every 0.5–2 s until end. The watches of
+// TTL-less locks it starts run in wg until ctx ends.
+func (w *world) script(ctx context.Context, wg *sync.WaitGroup, end time.Time) {
 	redisDownSince := time.Time{}
 	for {
 		pause := 500*time.Millisecond + time.Duration(w.rnd.Int64N(int64(1500*time.Millisecond)))
@@ -828,21 +913,29 @@ func (w *world) script(end time.Time) {
 			return
 		}
 		time.Sleep(pause)
-		n := w.rnd.IntN(12)
+		action := w.pickAction()
 		if !w.redisUp.Load() && time.Since(redisDownSince) > redisMaxDown {
-			n = 8 // bring Redis back: a long outage only makes new sidecars wait
+			action = "redis" // bring Redis back: a long outage only makes new sidecars wait
 		}
-		switch {
-		case n < 8: // the upstream: one market or both
+		switch action {
+		case "upstream", "upstream both":
 			targets := w.markets
-			if n < 6 {
+			if action == "upstream" {
 				targets = []*market{w.markets[w.rnd.IntN(len(w.markets))]}
 			}
 			mode := w.pickMode()
 			for _, mk := range targets {
 				w.setUpstream(mk, mode, w.rnd.IntN(len(mk.versions)))
 			}
-		case n < 10: // Redis: kill it, or bring it back (empty)
+		case "future-dated":
+			w.futureDated()
+		case "lock":
+			w.ttlLessLock(ctx, wg)
+		case "oversized":
+			w.oversized()
+		case "flood":
+			w.flood()
+		case "redis": // kill it, or bring it back (empty)
 			if w.redisUp.Load() {
 				w.redisUp.Store(false)
 				for i := range w.lastGoodSince {
@@ -860,7 +953,7 @@ func (w *world) script(end time.Time) {
 				w.faults.add("redis restart")
 				w.events.add("redis restart (empty) after %v down", time.Since(redisDownSince).Round(time.Millisecond))
 			}
-		default: // restart one sidecar
+		case "sidecar": // restart one
 			slot := w.rnd.IntN(sidecars)
 			old := w.slots[slot].Load()
 			began := time.Now()
@@ -897,6 +990,9 @@ func (w *world) requestKinds() []kind {
 		return kind{name: name, market: mk.idx, gzip: gz, build: func(*rand.Rand) (string, func(http.Header, []byte) error) {
 			return mk.m.Path(), func(h http.Header, b []byte) error {
 				v := mk.byBody(b)
+				if v == nil && mk.isPoison(b) {
+					return &wrongData{fmt.Sprintf("the body (%d bytes) is %s, from the future-dated value", len(b), mk.poison.name)}
+				}
 				if v == nil {
 					return fmt.Errorf("body of %d bytes is none of the valid versions", len(b))
 				}
@@ -919,6 +1015,9 @@ func (w *world) requestKinds() []kind {
 			raw := raws[r.IntN(len(raws))]
 			return spot.m.Path() + "?" + raw, func(_ http.Header, b []byte) error {
 				if !oneOf(b, spot.queries[raw]) {
+					if p, ok := spot.pQueries[raw]; ok && bytes.Equal(b, p) {
+						return &wrongData{fmt.Sprintf("answer to %q (%d bytes) is %s's", raw, len(b), spot.poison.name)}
+					}
 					return fmt.Errorf("answer to %q (%d bytes) is none of the versions' answers", raw, len(b))
 				}
 				return nil
@@ -953,6 +1052,9 @@ func (w *world) requestKinds() []kind {
 						return nil
 					}
 				}
+				if s, _ := mk.poison.snap.Lookup(sym); bytes.Equal(s.Raw, b) {
+					return &wrongData{fmt.Sprintf("%s object is %s's", sym, mk.poison.name)}
+				}
 				return fmt.Errorf("%s object (%d bytes) is none of the versions' objects", sym, len(b))
 			}
 		}})
@@ -960,6 +1062,9 @@ func (w *world) requestKinds() []kind {
 			sym := mk.symbols[r.IntN(len(mk.symbols))]
 			return "/v1/symbols/" + string(mk.m) + "/" + sym + "/rules", func(_ http.Header, b []byte) error {
 				if !oneOf(b, mk.rules[sym]) {
+					if p, ok := mk.pRules[sym]; ok && bytes.Equal(b, p) {
+						return &wrongData{fmt.Sprintf("rules of %s %s are %s's", mk.m, b, mk.poison.name)}
+					}
 					return fmt.Errorf("rules of %s %s are none of the versions' rules", mk.m, b)
 				}
 				return nil
@@ -980,6 +1085,9 @@ func (w *world) requestKinds() []kind {
 			sym, raw, _ := strings.Cut(key, "?")
 			return "/v1/symbols/" + string(o.mk.m) + "/" + sym + "/normalize?" + raw, func(_ http.Header, b []byte) error {
 				if !oneOf(b, o.mk.orders[key]) {
+					if p, ok := o.mk.pOrders[key]; ok && bytes.Equal(b, p) {
+						return &wrongData{fmt.Sprintf("normalize %s answered %s, %s's answer", key, b, o.mk.poison.name)}
+					}
 					return fmt.Errorf("normalize %s answered %s, none of the versions' answers", key, b)
 				}
 				return nil
@@ -991,11 +1099,26 @@ func (w *world) requestKinds() []kind {
 		kind{name: "/readyz", market: -1, ready: true, build: func(*rand.Rand) (string, func(http.Header, []byte) error) {
 			return "/readyz", func(_ http.Header, b []byte) error {
 				var r struct {
-					Ready   *bool             `json:"ready"`
-					Markets []json.RawMessage `json:"markets"`
+					Ready   *bool `json:"ready"`
+					Markets []struct {
+						Market    string    `json:"market"`
+						FetchedAt time.Time `json:"fetched_at"`
+						ETag      string    `json:"etag"`
+					} `json:"markets"`
 				}
 				if err := json.Unmarshal(b, &r); err != nil || r.Ready == nil || !*r.Ready || len(r.Markets) != len(w.markets) {
 					return fmt.Errorf("200 with body %.300s, want ready with %d markets", b, len(w.markets))
+				}
+				// Never the future-dated value, not even as a state.
+				for _, st := range r.Markets {
+					for _, mk := range w.markets {
+						if st.Market == string(mk.m) && st.ETag == mk.poison.snap.ETag() {
+							return &wrongData{fmt.Sprintf("/readyz names %s's ETag for %s", mk.poison.name, mk.m)}
+						}
+					}
+					if st.FetchedAt.After(time.Now().Add(l2.MaxSkew)) {
+						return &wrongData{fmt.Sprintf("/readyz: %s fetched at %s, dated ahead", st.Market, st.FetchedAt.Format(time.RFC3339))}
+					}
 				}
 				return nil
 			}
@@ -1037,19 +1160,32 @@ func (mk *market) checkList(b []byte, limit int) error {
 	if a.Market != string(mk.m) {
 		return fmt.Errorf("market %q, want %q", a.Market, mk.m)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, a.FetchedAt); err != nil {
+	at, err := time.Parse(time.RFC3339Nano, a.FetchedAt)
+	if err != nil {
 		return fmt.Errorf("fetched_at %q: %v", a.FetchedAt, err)
+	}
+	if at.After(time.Now().Add(l2.MaxSkew)) {
+		return &wrongData{fmt.Sprintf("a page fetched at %s, dated ahead", a.FetchedAt)}
 	}
 	v := mk.byServerTime(a.ServerTime)
 	if v == nil {
 		return fmt.Errorf("server_time %d is none of the versions'", a.ServerTime)
 	}
+	err = page(v, a.Count, a.Symbols, a.NextCursor, limit)
+	if err != nil && a.ServerTime == mk.poison.snap.ServerTime().UnixMilli() && page(mk.poison, a.Count, a.Symbols, a.NextCursor, limit) == nil {
+		return &wrongData{fmt.Sprintf("the page is %s's", mk.poison.name)}
+	}
+	return err
+}
+
+// page checks a page of limit symbols against version v.
+func page(v *version, count int, symbols []json.RawMessage, next *string, limit int) error {
 	syms := v.snap.Symbols()
 	want := min(limit, len(syms))
-	if a.Count != len(syms) || len(a.Symbols) != want || a.NextCursor == nil || (*a.NextCursor == "") != (len(syms) <= limit) {
-		return fmt.Errorf("count %d, %d symbols, next_cursor %v; want %s's %d, %d, next_cursor only if more", a.Count, len(a.Symbols), a.NextCursor, v.name, len(syms), want)
+	if count != len(syms) || len(symbols) != want || next == nil || (*next == "") != (len(syms) <= limit) {
+		return fmt.Errorf("count %d, %d symbols, next_cursor %v; want %s's %d, %d, next_cursor only if more", count, len(symbols), next, v.name, len(syms), want)
 	}
-	for i, s := range a.Symbols {
+	for i, s := range symbols {
 		if !bytes.Equal(s, syms[i].Raw) {
 			return fmt.Errorf("symbol %d is not %s's %s byte for byte", i, v.name, syms[i].Name)
 		}
@@ -1167,7 +1303,14 @@ func (w *world) do(hc *http.Client, inc *incarnation, k kind, path string, warm 
 			w.fail("%s GET %s: X-Cache %q", inc.name, path, xc)
 		}
 	}
-	if err := check(resp.Header, body); err != nil {
+	err = check(resp.Header, body)
+	if k.market >= 0 && err == nil {
+		err = checkDated(resp.Header)
+	}
+	if err != nil {
+		if _, ok := err.(*wrongData); ok {
+			w.wrongData.Add(1)
+		}
 		w.fail("%s GET %s (X-Cache %s): %v", inc.name, path, resp.Header.Get("X-Cache"), err)
 	}
 }
@@ -1185,6 +1328,7 @@ func (w *world) checkRedis(ctx context.Context) {
 	defer tick.Stop()
 	lastFetched := map[string]time.Time{}
 	lives := w.redisLives.Load()
+	var metaGen [2]int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -1226,8 +1370,18 @@ func (w *world) checkRedis(ctx context.Context) {
 					continue
 				}
 				w.l2stats.add("read " + key)
+				if w.inj.has(b) { // the script's own future-dated value: never valid
+					w.l2stats.add("injected " + key)
+					if strings.HasSuffix(key, "last_good") {
+						w.lastGoodSince[mk.idx].Store(0)
+					}
+					continue
+				}
 				fetched, err := checkEnvelope(mk, b)
 				if err != nil {
+					if _, ok := err.(*wrongData); ok {
+						w.wrongData.Add(1)
+					}
 					w.fail("redis %s: %v", key, err)
 					continue
 				}
@@ -1236,6 +1390,14 @@ func (w *world) checkRedis(ctx context.Context) {
 					// snapshot put back first is no write going back in time.
 					clear(lastFetched)
 					lives = n
+				}
+				if g := w.metaGen[mk.idx].Load(); g != metaGen[mk.idx] {
+					// Likewise when the script replaced the meta key with one
+					// dated ahead: it names nothing, so blocks no write.
+					for _, k := range []string{l2.LastGoodKey(string(mk.m)), l2.CurrentKey(string(mk.m))} {
+						delete(lastFetched, k)
+					}
+					metaGen[mk.idx] = g
 				}
 				// A read that a stop overlapped may have been answered by
 				// either Redis: it is compared with nothing, nor kept.
@@ -1252,7 +1414,10 @@ func (w *world) checkRedis(ctx context.Context) {
 			if b, err := os.ReadFile(filepath.Join(w.stateDir, string(mk.m)+".json")); err == nil {
 				w.l2stats.add("read disk " + string(mk.m))
 				line, body, _ := bytes.Cut(b, []byte("\n"))
-				if !json.Valid(line) || mk.byBody(body) == nil {
+				if mk.isPoison(body) {
+					w.wrongData.Add(1)
+					w.fail("WRONG DATA: the disk copy of %s is %s, from the future-dated value", mk.m, mk.poison.name)
+				} else if !json.Valid(line) || mk.byBody(body) == nil {
 					w.fail("disk copy of %s (%d bytes) is not a header line and one of the valid versions", mk.m, len(b))
 				}
 			}
@@ -1262,7 +1427,8 @@ func (w *world) checkRedis(ctx context.Context) {
 				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				e, err := store.LastGood(rctx, string(mk.m))
 				cancel()
-				if err == nil && mk.byBody(e.ExchangeInfo) == nil {
+				injected := err == nil && w.inj.dated(e.FetchedAt) && mk.isPoison(bytes.TrimRight(e.ExchangeInfo, " \t\r\n"))
+				if err == nil && mk.byBody(e.ExchangeInfo) == nil && !injected {
 					w.fail("l2 LastGood(%s): exchange_info of %d bytes is none of the valid versions byte for byte", mk.m, len(e.ExchangeInfo))
 				}
 			}
@@ -1305,6 +1471,9 @@ func checkEnvelope(mk *market, b []byte) (time.Time, error) {
 		if bytes.Equal(bytes.TrimRight(c.body, " \t\r\n"), e.ExchangeInfo) {
 			v = c
 		}
+	}
+	if v == nil && mk.isPoison(e.ExchangeInfo) {
+		return time.Time{}, &wrongData{fmt.Sprintf("exchange_info is %s, in an envelope the script did not write (fetched_at %s): a sidecar wrote it", mk.poison.name, e.FetchedAt)}
 	}
 	if v == nil { // say why, if Parse can
 		if _, err := exchangeinfo.Parse(mk.m, e.ExchangeInfo, fetched); err != nil {
@@ -1438,9 +1607,26 @@ func (w *world) report() {
 		t.Logf("answers slower than 1s: %d; the first:\n%s", n, w.slow.lines(w.start, 10))
 	}
 	t.Logf("faults injected: %s", w.faults.String())
+	t.Logf("hostile faults, what became of them: %s", w.hostile.String())
+	t.Logf("upstream requests that got an oversized answer: %s", w.oversizedAsked())
+	t.Logf("refreshing resumed after a TTL-less lock (from the first sidecar meeting it, or the marker's deletion): %s", w.resume.String())
+	t.Logf("answers or Redis values made from the poisoned, future-dated version: %d", w.wrongData.Load())
 	w.mu.Lock()
 	t.Logf("sidecar incarnations: %d", len(w.incs))
+	var counted counter // what the sidecars counted, all incarnations
+	for _, inc := range w.incs {
+		for _, st := range inc.cache.Stats() {
+			counted.addN("FutureDated "+string(st.Market), int(st.FutureDated))
+			counted.addN(`Fetches["grown"] `+string(st.Market), int(st.Fetches["grown"]))
+			counted.addN(`StaleByReason["grown"] `+string(st.Market), int(st.StaleByReason["grown"]))
+		}
+		errs := inc.store.Errors()
+		for _, op := range []string{"lock_no_ttl", "too_large", "watch", "meta"} {
+			counted.addN("l2 "+op, int(errs[op]))
+		}
+	}
 	w.mu.Unlock()
+	t.Logf("the sidecars counted: %s", counted.String())
 	t.Logf("redis checker: %d rounds, slowest %v: %s", w.checks.Load(), time.Duration(w.checkSlowest.Load()).Round(time.Millisecond), w.l2stats.String())
 	t.Logf("sidecar logs: %d warnings: %s", w.logs.warn.Load(), w.logs.warnMsg.String())
 	t.Logf("sidecar logs: %d errors: %s%s", w.logs.errs.Load(), w.logs.byMsg.String(), w.logs.lastErrors())
