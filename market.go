@@ -26,8 +26,9 @@ type market struct {
 	lastGood  atomic.Pointer[exchangeinfo.Snapshot] // newest valid snapshot seen
 	l1Refused atomic.Pointer[exchangeinfo.Snapshot] // the last snapshot L1 did not keep
 	loading   atomic.Int32                          // loads and fetches under way
-	// lastFuture is the time (UnixMilli) of the last future-dated value logged.
-	lastFuture atomic.Int64
+	// lastFuture is the time (UnixMilli) of the last future-dated value met;
+	// lastFutureLog, when (UnixNano) one was last logged.
+	lastFuture, lastFutureLog atomic.Int64
 
 	loads     flight[Result]   // Gets that missed L1
 	fetches   flight[fetched]  // upstream fetches

@@ -274,12 +274,16 @@ func envelope(s *exchangeinfo.Snapshot) l2.Envelope {
 }
 
 // dated counts and logs a value from source dated too far in the future to
-// be believed; it is logged once per value, however often it is met.
+// be believed. It is logged once per value, however often it is met, and
+// at most once a minute per market: forged announcements each carry a value
+// of their own. The count says how many there were.
 func (m *market) dated(source, key string, at time.Time) {
 	m.stats.futureDated.Add(1)
 	ms := at.UnixMilli() // the precision of a meta key: one value however it is read
-	if old := m.lastFuture.Swap(ms); old != ms {
+	now := m.sh.now().UnixNano()
+	last := m.lastFutureLog.Load()
+	if old := m.lastFuture.Swap(ms); old != ms && (last == 0 || now-last >= int64(time.Minute)) && m.lastFutureLog.CompareAndSwap(last, now) {
 		m.sh.log.Warn("ignoring a value dated in the future", "market", m.name, "tier", source, "key", key,
-			"fetched_at", at.UTC().Format(time.RFC3339Nano), "max_skew", MaxSkew.String())
+			"fetched_at", at.UTC().Format(time.RFC3339Nano), "max_skew", MaxSkew.String(), "future_dated_total", m.stats.futureDated.Load())
 	}
 }

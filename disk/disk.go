@@ -26,10 +26,10 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 )
 
-// DefaultMaxBytes is [Store.MaxBytes] when zero: 65 MiB, the largest body
-// the fetcher accepts (64 MiB) with room for the header line; the same
+// DefaultMaxBytes is [Store.MaxBytes] when zero: 33 MiB, the largest body
+// the fetcher accepts (32 MiB) with room for the header line; the same
 // default as l2's MaxValueBytes. Binance's spot answer is 3.7 MB.
-const DefaultMaxBytes = 65 << 20
+const DefaultMaxBytes = 33 << 20
 
 // Store is a folder of snapshots. It is safe for concurrent use by one
 // process; Save calls for the same market must not race each other (the
@@ -37,7 +37,7 @@ const DefaultMaxBytes = 65 << 20
 type Store struct {
 	// MaxBytes bounds a file: Load refuses a larger one, or one that grows
 	// past it while read, and Save refuses to write one. If zero,
-	// DefaultMaxBytes (65 MiB). Set it before the Store is used.
+	// DefaultMaxBytes (33 MiB). Set it before the Store is used.
 	MaxBytes int64
 
 	dir string

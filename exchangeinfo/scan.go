@@ -545,6 +545,9 @@ func (s *Snapshot) scanSymbols(p *parser, i int) (int, error) {
 		if sym.Name == "" {
 			return 0, invalid("symbols[%d]: no symbol name", k)
 		}
+		if k == MaxSymbols {
+			return 0, invalid("more than %d symbols", MaxSymbols)
+		}
 		if _, dup := s.index[sym.Name]; dup {
 			return 0, invalid("symbols[%d]: duplicate symbol %q", k, sym.Name)
 		}

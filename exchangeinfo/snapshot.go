@@ -39,6 +39,13 @@ func invalid(format string, args ...any) error {
 	return &InvalidError{Reason: fmt.Sprintf(format, args...)}
 }
 
+// MaxSymbols is the most symbols a valid answer may have: Binance lists
+// about 3,000 on spot and fewer on futures. An answer with more is invalid
+// as soon as the scanner meets one more, before it has indexed them all: an
+// index costs a few hundred bytes a symbol, so 400,000 tiny symbols in a
+// 29 MB body would take over 100 MB.
+const MaxSymbols = 50_000
+
 // Symbol is what lookups need of one entry of the symbols array. Raw is
 // Binance's object exactly as received (a sub-slice of the snapshot's Body);
 // it must not be modified.

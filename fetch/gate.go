@@ -1,8 +1,11 @@
 package fetch
 
 import (
+	"cmp"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +46,42 @@ func (b bounds) retryAfter(code int, v string, now time.Time) (d time.Duration, 
 		return min(max(d, lo), hi), true
 	}
 	return d, false
+}
+
+// Bounds are the limits put on a Retry-After, as a Client puts them
+// (Config's RateLimitMax, BanMin and BanMax), for other code that talks to
+// Binance through the same Gate and must block hosts by the same rules. A
+// zero field means its default: DefaultRateLimitMax, DefaultBanMin,
+// DefaultBanMax.
+type Bounds struct {
+	RateLimitMax, BanMin, BanMax time.Duration
+}
+
+// RetryAfter is how long an answer with status code and Retry-After header
+// v, received at now, blocks its host, exactly as a Client computes it: for
+// a 429, v (60s if missing or unparsable) at most RateLimitMax; for a 418,
+// the same between BanMin and BanMax (a BanMin longer than BanMax counts as
+// BanMax); for any other status, 0 whatever v says. clamped reports that v
+// was a valid Retry-After outside those bounds, so d is the nearest bound.
+func (b Bounds) RetryAfter(code int, v string, now time.Time) (d time.Duration, clamped bool) {
+	rb := bounds{
+		rateLimitMax: cmp.Or(b.RateLimitMax, DefaultRateLimitMax),
+		banMin:       cmp.Or(b.BanMin, DefaultBanMin),
+		banMax:       cmp.Or(b.BanMax, DefaultBanMax),
+	}
+	rb.banMin = min(rb.banMin, rb.banMax)
+	return rb.retryAfter(code, v, now)
+}
+
+// GateHost is the key a Gate knows u's host by, as a Client blocks it: the
+// lower-case host name, with the port unless it is the scheme's default
+// ("api.binance.com", "127.0.0.1:8080").
+func GateHost(u *url.URL) string {
+	host := strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" && !(u.Scheme == "http" && p == "80" || u.Scheme == "https" && p == "443") {
+		host = net.JoinHostPort(host, p)
+	}
+	return host
 }
 
 // Gate remembers which hosts answered 429 or 418 and until when no request

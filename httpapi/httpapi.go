@@ -1,7 +1,9 @@
 // Package httpapi serves a symcache.Cache over HTTP with echo: Binance's
 // exchangeInfo paths answered byte for byte from the cache, health and
-// readiness probes, and Prometheus metrics. It is the only place where errors
-// become HTTP statuses and Binance-shaped error bodies.
+// readiness probes, and Prometheus metrics; with Config.Forward, the rest of
+// Binance's REST paths are forwarded (package forward). It is the only place
+// where the cache's errors become HTTP statuses and Binance-shaped error
+// bodies; forwarded answers are Binance's own.
 package httpapi
 
 import (
@@ -74,6 +76,17 @@ type Config struct {
 	// WriteGrace is the time every answer has, whatever its size, on top of
 	// its size at MinClientRate. If zero, 10s.
 	WriteGrace time.Duration
+	// Forward answers the requests under forward.Prefixes (/api/, /sapi/,
+	// /fapi/, /dapi/) that no cached path answers: a *forward.Forwarder.
+	// The cached paths, /v1/, /healthz, /readyz, /metrics and /admin/ are
+	// never forwarded; any other path is a 404 whose message names the
+	// prefixes. Forwarded answers have no write deadline (MinClientRate).
+	// If nil, nothing is forwarded: those paths are 404s too.
+	Forward http.Handler
+	// ForwardStats is the forwarder whose counters /metrics shows
+	// (symcache_forwarded_requests_total, symcache_forwarded_used_weight),
+	// usually the same *forward.Forwarder as Forward. If nil, none.
+	ForwardStats ForwardStats
 }
 
 // apiError is Binance's error body. As an error, it is answered with
@@ -93,6 +106,7 @@ type handler struct {
 	counters requestCounters
 	headers  preparedHeaders
 	deadline writeDeadline
+	notFound string // the message of a 404 for an unknown path; "" is "Not Found"
 }
 
 // New returns the echo instance serving every route.
@@ -137,6 +151,11 @@ func New(cfg Config) (*echo.Echo, error) {
 	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache, l1: cfg.L1, l2: cfg.L2, upstreams: cfg.Upstreams}); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
+	if cfg.ForwardStats != nil {
+		if err := cfg.Registry.Register(forwardCollector{fwd: cfg.ForwardStats}); err != nil {
+			return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+		}
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -155,6 +174,9 @@ func New(cfg Config) (*echo.Echo, error) {
 	get("/readyz", h.readyz)
 	get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	adm.routes(e)
+	if cfg.Forward != nil {
+		h.forwardRoutes(e, cfg.Forward)
+	}
 	return e, nil
 }
 
@@ -288,6 +310,8 @@ func (h *handler) handleError(err error, c echo.Context) {
 	case errors.Is(err, context.DeadlineExceeded):
 		status, body = http.StatusServiceUnavailable, apiError{Code: -1007, Msg: "Timeout waiting for response from backend server."}
 		c.Response().Header().Set("Retry-After", "1")
+	case errors.Is(err, echo.ErrNotFound) && h.notFound != "":
+		status, body = http.StatusNotFound, apiError{Code: -1000, Msg: h.notFound}
 	case errors.As(err, &he):
 		status, body = he.Code, apiError{Code: -1000, Msg: fmt.Sprint(he.Message)}
 	}
@@ -310,6 +334,17 @@ func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h.deadline.set(c.Response(), 0)
 		err := recovered(next, c)
+		if errors.Is(err, errAborted) {
+			// An answer cut short (a forwarded one, by Binance or the
+			// client): count it, then let net/http drop the connection, so
+			// that the client cannot take what it got for a whole answer.
+			code := c.Response().Status
+			if !c.Response().Committed {
+				code = 499
+			}
+			h.counter(cmp.Or(c.Path(), "unmatched"), code).Inc()
+			panic(http.ErrAbortHandler)
+		}
 		if h.deadline.cutOff(err, c) {
 			err = nil // the connection is gone: nothing more can be sent
 		}
@@ -329,11 +364,18 @@ func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// errAborted is recovered's error for a panic with http.ErrAbortHandler:
+// an answer to cut short, not a failure of the sidecar.
+var errAborted = errors.New("answer aborted")
+
 // recovered runs next, turning a panic into an error (answered 500 and
-// logged by handleError) instead of a dropped connection.
+// logged by handleError) instead of a dropped connection; a panic with
+// http.ErrAbortHandler becomes errAborted.
 func recovered(next echo.HandlerFunc, c echo.Context) (err error) {
 	defer func() {
-		if p := recover(); p != nil {
+		if p := recover(); p == http.ErrAbortHandler {
+			err = errAborted
+		} else if p != nil {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()

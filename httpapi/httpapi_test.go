@@ -20,6 +20,7 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
+	"github.com/symcache/symcache/forward"
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/internal/testutil"
@@ -978,9 +979,22 @@ func TestMetrics_Documented(t *testing.T) {
 		Body:   fixtures.Read(t, "binance/usdm_exchangeinfo.json"),
 		Header: http.Header{"X-Mbx-Used-Weight-1m": {"12"}},
 	})
-	srv := w.server(w.cache(), nil)
+	w.upstream.Set("/api/v3/ping", fetchtest.Response{Body: []byte(`{}`), Header: http.Header{"X-Mbx-Used-Weight-1m": {"2"}}})
+	c := w.cache()
+	fwd, err := forward.New(forward.Config{BaseURLs: map[exchangeinfo.Market][]string{exchangeinfo.Spot: {w.upstream.URL}}, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, Forward: fwd, ForwardStats: fwd}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	srv := &server{tb: t, url: hs.URL, client: hs.Client()}
 	srv.get(usdmPath, nil)
 	srv.get(usdmPath, nil)
+	srv.get("/api/v3/ping", nil)
 	exported := map[string]bool{}
 	for series := range scrape(t, srv) {
 		name, _, _ := strings.Cut(series, "{")

@@ -200,7 +200,7 @@ func gzipBomb(mib int, members bool) []byte {
 }
 
 // TestStore_gzipBomb checks that a 1 MB gzip value inflating to 1 GiB is
-// refused once MaxValueBytes (the default, 65 MiB) is inflated, allocating
+// refused once MaxValueBytes (the default, 33 MiB) is inflated, allocating
 // about that much rather than the whole: before the bound, a read took
 // 500 to 770 MiB, and a cold sidecar reached 1.4 GB RSS.
 func TestStore_gzipBomb(t *testing.T) {

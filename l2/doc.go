@@ -27,7 +27,7 @@
 // the next tier. redis.Nil never leaves this package.
 //
 // Every byte read is bounded, against a Redis that holds what no sidecar
-// wrote: a value longer than [Config.MaxValueBytes] (65 MiB) is refused
+// wrote: a value longer than [Config.MaxValueBytes] (33 MiB) is refused
 // before it is sent, and a gzip value stops inflating there; a meta field or
 // an announcement over 1 KiB is refused too. Times are
 // bounded as well: a meta key dated more than [MaxSkew] past Redis' clock

@@ -414,7 +414,7 @@ func gunzipIf(b []byte, limit int) ([]byte, error) {
 	// only a hint, capped by what deflate can expand (about 1032:1) and the limit.
 	hint := 0
 	if len(b) >= 4 {
-		hint = min(int(binary.LittleEndian.Uint32(b[len(b)-4:])), 1032*len(b), limit)
+		hint = min(int(binary.LittleEndian.Uint32(b[len(b)-4:])), 1032*len(b), limit/2)
 	}
 	plain, err := readAtMost(make([]byte, 0, hint+1), zr, limit)
 	if err != nil {
@@ -467,7 +467,9 @@ func gunzipMembers(b []byte, limit int) (plain []byte, members []member, err err
 	r := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than each member's end
 	var zr gzip.Reader
 	// Binance's JSON deflates about 40:1; the buffer grows if it is more.
-	plain = make([]byte, 0, min(48*len(b), limit)+1)
+	// At most half the limit at first: growing it to the limit then holds
+	// 1.5 times the limit at the worst, whatever a bomb claims.
+	plain = make([]byte, 0, min(48*len(b), limit/2)+1)
 	var ends []int
 	for r.Len() > 0 {
 		start := len(b) - r.Len()

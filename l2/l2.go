@@ -16,10 +16,10 @@ import (
 // ErrMiss means the key is absent, expired, unreadable or corrupt. Test with errors.Is.
 var ErrMiss = errors.New("l2: miss")
 
-// DefaultMaxValueBytes is [Config.MaxValueBytes] when zero: 65 MiB, the
-// largest body the fetcher accepts (64 MiB) with room for an envelope's
+// DefaultMaxValueBytes is [Config.MaxValueBytes] when zero: 33 MiB, the
+// largest body the fetcher accepts (32 MiB) with room for an envelope's
 // fields. The 3.7 MB spot envelope and a 15 MB one are far below it.
-const DefaultMaxValueBytes = 65 << 20
+const DefaultMaxValueBytes = 33 << 20
 
 // DefaultMaxHold is [Config.MaxHold] when zero: 72h, the longest ban
 // Binance gives (418 with Retry-After).
@@ -67,7 +67,7 @@ type Config struct {
 	// that inflates past it is refused once that much is inflated. Either is
 	// a miss, logged at Warn and counted as "too_large" (see [Store.Errors]).
 	// [Store.Put], [Store.SeedLastGood] and [Store.WriteJSON] refuse to write
-	// what readers would refuse. If zero, DefaultMaxValueBytes (65 MiB).
+	// what readers would refuse. If zero, DefaultMaxValueBytes (33 MiB).
 	MaxValueBytes int64
 	// MaxHold bounds the backoff marker [Store.Hold] sets: a longer one is
 	// cut to it, with a Warn. If zero, DefaultMaxHold (72h).

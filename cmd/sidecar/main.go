@@ -3,6 +3,10 @@
 // flag of the same meaning (flags win); `sidecar -h` lists them. A bad value
 // stops it at start with one line naming the setting, and exit status 2.
 //
+// What is not cached under /api/, /sapi/, /fapi/ and /dapi/ is forwarded to
+// the market's Binance base URL (package forward), unless SYMCACHE_FORWARD
+// is off.
+//
 // Two subcommands serve operations: `sidecar version` prints the build
 // (version, commit, date, Go), and `sidecar healthcheck [-url URL] [-timeout D]`
 // exits 0 when the sidecar's /readyz (or URL) answers 200 and 1 otherwise,
@@ -34,6 +38,7 @@ import (
 	"github.com/symcache/symcache/disk"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/forward"
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/internal/logthrottle"
 	"github.com/symcache/symcache/l1"
@@ -68,6 +73,7 @@ type config struct {
 	redisOptions  *l2.ClientOptions
 	minClientRate int64         // bytes a second (httpapi.Config.MinClientRate)
 	drainTimeout  time.Duration // how long a stop waits for answers in flight
+	forward       bool          // send what is not cached on to Binance (forward.Prefixes)
 }
 
 // settingError is a bad configuration value; its text names the setting.
@@ -107,6 +113,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		l2Timeout  = fs.String("l2-timeout", cmp.Or(getenv("SYMCACHE_L2_TIMEOUT"), "50ms"), "budget of each Redis read; slower reads fall through to the next tier [SYMCACHE_L2_TIMEOUT]")
 		maxLoss    = fs.String("max-symbol-loss", cmp.Or(getenv("SYMCACHE_MAX_SYMBOL_LOSS"), "0.5"), "reject an answer that lost more than this fraction of the last good symbols; 1 = accept any [SYMCACHE_MAX_SYMBOL_LOSS]")
 		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
+		forwardOn  = fs.String("forward", cmp.Or(getenv("SYMCACHE_FORWARD"), "on"), "on or off: forward the requests under /api/, /sapi/, /fapi/ and /dapi/ that are not cached to the market's Binance base URL; off answers them 404 [SYMCACHE_FORWARD]")
 		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -198,6 +205,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if cfg.drainTimeout, err = positiveDuration(*drainLimit); err != nil {
 		return config{}, &settingError{name("drain-timeout", "SYMCACHE_DRAIN_TIMEOUT"), err.Error()}
+	}
+	switch *forwardOn {
+	case "on":
+		cfg.forward = true
+	case "off":
+	default:
+		return config{}, &settingError{name("forward", "SYMCACHE_FORWARD"), fmt.Sprintf("%q is not on or off", *forwardOn)}
 	}
 	if cfg.adminToken, err = adminToken(getenv); err != nil {
 		return config{}, err
@@ -337,6 +351,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ups[m], upStats[m] = c, c
 	}
 	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats, MinClientRate: cfg.minClientRate}
+	if cfg.forward {
+		// The same Gate as the cache's fetches: a 429 or 418 seen by either
+		// stops both from asking that host.
+		fwd, err := forward.New(forward.Config{BaseURLs: cfg.baseURLs, Gate: gate, Logger: log})
+		if err != nil {
+			return err
+		}
+		hcfg.Forward, hcfg.ForwardStats = fwd, fwd
+	}
 	mem, err := l1.New(l1.Config{MaxBytes: cfg.l1MaxBytes})
 	if err != nil {
 		return err
@@ -393,7 +416,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second, // requests have no body worth waiting for
+		ReadTimeout:       10 * time.Second, // the whole request, a forwarded body included
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -70,6 +70,8 @@ func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
 		{"token with a newline", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2\n"}, nil, "SYMCACHE_ADMIN_TOKEN"},
 		{"token file missing", map[string]string{"SYMCACHE_ADMIN_TOKEN_FILE": "/nonexistent/symcache/token"}, nil, "SYMCACHE_ADMIN_TOKEN_FILE"},
 		{"token and token file", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2", "SYMCACHE_ADMIN_TOKEN_FILE": "/etc/hostname"}, nil, "SYMCACHE_ADMIN_TOKEN and SYMCACHE_ADMIN_TOKEN_FILE"},
+		{"bad forward", map[string]string{"SYMCACHE_FORWARD": "yes"}, nil, "SYMCACHE_FORWARD"},
+		{"forward flag wins and is named", map[string]string{"SYMCACHE_FORWARD": "on"}, []string{"-forward", "OFF"}, "-forward"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +108,7 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 		"SYMCACHE_ADDR", "REDIS_URL", "SYMCACHE_MARKETS", "BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL",
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
 		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
-		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE",
+		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE", "SYMCACHE_FORWARD",
 		"REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
 		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`, `"65536"`, `"15s"`,
 	} {
@@ -714,5 +716,62 @@ func TestRun_LogFloodThrottled(t *testing.T) {
 	}
 	if lines > 11 || total != requests {
 		t.Errorf("refused requests logged in %d lines counting %d, want at most 11 lines (10 and a summary) counting %d:\n%s", lines, total, requests, s.out.String())
+	}
+}
+
+// TestRun_Forward: by default, what is not cached under /api/, /sapi/,
+// /fapi/ and /dapi/ goes to the market's base URL; SYMCACHE_FORWARD=off
+// answers it 404, as before forwarding, and sends nothing.
+func TestRun_Forward(t *testing.T) {
+	upstream := fetchtest.NewUpstream(t)
+	upstream.Set("/api/v3/order", fetchtest.Response{Body: []byte(`{"orderId":1}`)})
+	upstream.Set("/fapi/v1/order", fetchtest.Response{Body: []byte(`{"orderId":2}`)})
+	env := func(forward string) map[string]string {
+		return map[string]string{
+			"BINANCE_SPOT_URL":          upstream.URL,
+			"BINANCE_USDM_URL":          upstream.URL,
+			"SYMCACHE_REFRESH_INTERVAL": "1h",
+			"SYMCACHE_TTL":              "2h",
+			"SYMCACHE_FORWARD":          forward,
+		}
+	}
+	post := func(t *testing.T, s *sidecar, target string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+target, nil)
+		req.Header.Set("X-MBX-APIKEY", "key")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", target, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	on := startSidecar(t, env(""))
+	for target, want := range map[string]string{"/api/v3/order?symbol=BTCUSDT&x=%2C+": `{"orderId":1}`, "/fapi/v1/order?a=1": `{"orderId":2}`} {
+		if code, body := post(t, on, target); code != http.StatusOK || body != want {
+			t.Errorf("POST %s = %d %s, want 200 %s", target, code, body, want)
+		}
+	}
+	sent := false
+	for _, r := range upstream.Received() {
+		sent = sent || r.RequestURI == "/api/v3/order?symbol=BTCUSDT&x=%2C+" && r.Header.Get("X-Mbx-Apikey") == "key"
+	}
+	if !sent {
+		t.Errorf("upstream did not get the order as sent: %+v", upstream.Received())
+	}
+	if resp, _ := on.get(t, "/api/v3/exchangeInfo"); resp.Header.Get("X-Cache") == "" {
+		t.Errorf("GET /api/v3/exchangeInfo has no X-Cache: not answered from the cache")
+	}
+	on.stop(t)
+
+	off := startSidecar(t, env("off"))
+	before := upstream.Requests("/api/v3/order")
+	if code, body := post(t, off, "/api/v3/order?symbol=BTCUSDT"); code != http.StatusNotFound || !strings.Contains(body, "-1000") {
+		t.Errorf("POST /api/v3/order with SYMCACHE_FORWARD=off = %d %s, want 404 -1000", code, body)
+	}
+	if n := upstream.Requests("/api/v3/order") - before; n != 0 {
+		t.Errorf("upstream got %d orders with forwarding off, want 0", n)
 	}
 }

@@ -1,8 +1,9 @@
-// Package fetchtest is test support for code that talks to Binance's
-// exchangeInfo endpoints, like net/http/httptest: a Handler that answers
-// Binance's three paths from canned Responses (status, headers, gzip, delay,
-// a body cut short) and counts requests, and an Upstream that serves the
-// repository's recorded answers in testdata/binance/ on 127.0.0.1. The
+// Package fetchtest is test support for code that talks to Binance, like
+// net/http/httptest: a Handler that answers any path and method from canned
+// Responses set per path (status, headers, gzip, delay, a body cut short),
+// counts and records the requests it receives, and can check Binance's
+// HMAC-SHA256 signatures; and an Upstream that serves the repository's
+// recorded exchangeInfo answers in testdata/binance/ on 127.0.0.1. The
 // recordings themselves are read through internal/fixtures.
 //
 // It imports only the standard library and internal/fixtures, so any
@@ -13,8 +14,12 @@ import (
 	"bytes"
 	"cmp"
 	"compress/gzip"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -64,7 +69,28 @@ type Response struct {
 	// then waits this long (or until the client gives up) before the rest:
 	// a body that is slow to read.
 	Stall time.Duration
+	// Signed makes the path a SIGNED endpoint: a request without a
+	// signature parameter is answered 400 (-1102) instead of this
+	// Response. Whether Signed or not, a request that carries a signature
+	// is checked when the Handler has a secret (SetSecret).
+	Signed bool
 }
+
+// Request is one request as the Handler received it.
+type Request struct {
+	Method     string
+	RequestURI string      // the request line's target, byte for byte
+	Path       string      // the decoded path (URL.Path)
+	RawQuery   string      // the query as sent: not decoded, not re-encoded
+	Host       string      // the Host header
+	Header     http.Header // as received (names canonicalized by net/http)
+	Body       []byte      // the first MaxRecordedBody bytes of the body
+	BodySize   int64       // the length of the whole body
+}
+
+// MaxRecordedBody is the most of a request body a Request keeps; the rest is
+// read and counted (BodySize), not kept.
+const MaxRecordedBody = 1 << 20
 
 // entry is a Response and, computed on first use, its gzipped body.
 type entry struct {
@@ -93,6 +119,8 @@ type Handler struct {
 	mu       sync.Mutex
 	answers  map[string]*entry
 	requests map[string]int
+	received []Request
+	secret   []byte // nil: signatures are not checked
 }
 
 // NewHandler returns a Handler with no Responses: every path is a 404.
@@ -114,6 +142,85 @@ func (h *Handler) Requests(path string) int {
 	return h.requests[path]
 }
 
+// Received returns every request received so far, in the order they
+// arrived (of concurrent ones, the order their bodies ended).
+func (h *Handler) Received() []Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.received)
+}
+
+// SetSecret makes h check signatures as Binance does, with secret as the
+// API key's secret: a request carrying a signature parameter, in its query
+// or its body, must carry the hex HMAC-SHA256, keyed with secret, of its
+// total params (the query string without the signature parameter,
+// concatenated with the body without it), or it is answered 400 (-1022).
+// An empty secret turns the check off.
+func (h *Handler) SetSecret(secret string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secret = nil
+	if secret != "" {
+		h.secret = []byte(secret)
+	}
+}
+
+// Sign returns query with Binance's signature parameter appended: the hex
+// HMAC-SHA256, keyed with secret, of query concatenated with body (the body
+// sent as is; empty when the parameters are all in the query). For
+// parameters that all go in the body, pass them as query: the result is the
+// body to send.
+func Sign(secret, query, body string) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(query))
+	mac.Write([]byte(body))
+	sig := hex.EncodeToString(mac.Sum(nil))
+	if query == "" {
+		return "signature=" + sig
+	}
+	return query + "&signature=" + sig
+}
+
+// cutSignature removes the signature parameter from params (a raw query or
+// a form body) and returns what is left and the signature; found is false
+// when there is none.
+func cutSignature(params string) (rest, sig string, found bool) {
+	parts := strings.Split(params, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		if v, ok := strings.CutPrefix(p, "signature="); ok && !found {
+			sig, found = v, true
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&"), sig, found
+}
+
+// checkSignature answers whether a request with this query and body is
+// signed as the Handler requires: "" if so, else Binance's error body.
+func checkSignature(secret []byte, signed bool, query string, body []byte) string {
+	q, sig, found := cutSignature(query)
+	b := string(body)
+	if !found {
+		b, sig, found = cutSignature(b)
+	}
+	switch {
+	case !found && signed:
+		return `{"code":-1102,"msg":"Mandatory parameter 'signature' was not sent, was empty/null, or malformed."}`
+	case !found || secret == nil:
+		return ""
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(q))
+	mac.Write([]byte(b))
+	got, err := hex.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
+		return `{"code":-1022,"msg":"Signature for this request is not valid."}`
+	}
+	return ""
+}
+
 // Paths lists the paths that have a Response, sorted.
 func (h *Handler) Paths() []string {
 	h.mu.Lock()
@@ -121,13 +228,46 @@ func (h *Handler) Paths() []string {
 	return slices.Sorted(maps.Keys(h.answers))
 }
 
-// ServeHTTP answers r with the Response set for its path.
+// ServeHTTP records r, body included, and answers it with the Response set
+// for its path, whatever the method.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := Request{
+		Method:     r.Method,
+		RequestURI: r.RequestURI,
+		Path:       r.URL.Path,
+		RawQuery:   r.URL.RawQuery,
+		Host:       r.Host,
+		Header:     r.Header.Clone(),
+	}
+	in := r.Body
+	if in == nil { // a client's request handed to ServeHTTP as it is, with no body
+		in = http.NoBody
+	}
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(in, MaxRecordedBody))
+	if err == nil {
+		var m int64
+		m, err = io.Copy(io.Discard, in)
+		n += m
+	}
+	rec.Body, rec.BodySize = buf.Bytes(), n
+	if err != nil {
+		return // the client went away while sending
+	}
+
 	h.mu.Lock()
 	h.requests[r.URL.Path]++
+	h.received = append(h.received, rec)
 	e := h.answers[r.URL.Path]
+	secret := h.secret
 	h.mu.Unlock()
 
+	if msg := checkSignature(secret, e != nil && e.Signed, rec.RawQuery, rec.Body); msg != "" {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, msg)
+		return
+	}
 	if e == nil {
 		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		w.WriteHeader(http.StatusNotFound)

@@ -13,7 +13,7 @@ import (
 )
 
 // layering is the rule every failure message quotes.
-const layering = "cmd/* → httpapi → root → {l1, l2, fetch, disk, rules, version} → exchangeinfo"
+const layering = "cmd/* → httpapi → {root, forward}; root → {l1, l2, fetch, disk, rules, version} → exchangeinfo; forward → fetch"
 
 // rule is what one package may import.
 type rule struct {
@@ -29,7 +29,7 @@ type rule struct {
 
 // app is every package below cmd/*: what a command, the load harness and the
 // chaos test may wire together.
-var app = []string{"", "httpapi", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo", "internal/logthrottle"}
+var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo", "internal/logthrottle"}
 
 // testSupport are the packages tests import and non-test code does not
 // (cmd/replay's fetchtest aside, see below).
@@ -48,13 +48,18 @@ var layers = map[string]rule{
 	"disk":  {may: []string{"exchangeinfo"}, why: "disk is below the root: it imports exchangeinfo at most"},
 	"rules": {may: []string{"exchangeinfo"}, why: "rules is below the root: it imports exchangeinfo at most"},
 
+	// Beside the root, under httpapi: the requests the cache does not
+	// answer, sent on to Binance through fetch's Gate.
+	"forward": {may: []string{"fetch", "exchangeinfo"}, why: "forward imports fetch and exchangeinfo at most"},
+
 	"": {
 		may: []string{"l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo"},
 		why: "the root imports only the packages below it",
 	},
 	"httpapi": {
-		// fetch: the upstream counters /metrics and /admin/status show.
-		may: []string{"", "exchangeinfo", "fetch", "rules", "version"},
+		// fetch: the upstream counters /metrics and /admin/status show;
+		// forward: the forwarded prefixes and the forwarder's counters.
+		may: []string{"", "exchangeinfo", "fetch", "forward", "rules", "version"},
 		why: "httpapi imports the root and packages below it, never cmd/*",
 	},
 

@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/forward"
+)
+
+// ForwardStats is what /metrics needs of a *forward.Forwarder.
+type ForwardStats interface {
+	Metrics() forward.Metrics
+}
+
+// forwardMethods are the methods forwarded: Binance's REST API uses GET,
+// POST, PUT and DELETE; HEAD, PATCH and OPTIONS go too. CONNECT and TRACE
+// never do (405).
+var forwardMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions}
+
+// forwardRoutes routes every path under forward.Prefixes to fwd. The cached
+// paths are static routes, which echo prefers to these wildcards, so they
+// stay answered from the cache (GET and HEAD; another method on them is
+// forwarded).
+func (h *handler) forwardRoutes(e *echo.Echo, fwd http.Handler) {
+	hf := func(c echo.Context) error {
+		// A forwarded answer comes at Binance's pace and may stream: the
+		// write deadline of a small answer (see count) does not apply.
+		http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
+		fwd.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+	for _, p := range forward.Prefixes {
+		e.Match(forwardMethods, p+"*", hf)
+	}
+	h.notFound = "Not Found. This sidecar answers " + strings.Join(cachedPaths(), ", ") + " and /v1/symbols/ from its cache, and forwards " + strings.Join(forward.Prefixes, ", ") + " to Binance."
+}
+
+// cachedPaths are the Binance paths answered from the cache.
+func cachedPaths() []string {
+	var out []string
+	for _, m := range exchangeinfo.Markets() {
+		out = append(out, m.Path())
+	}
+	return out
+}
+
+var (
+	descForwarded = prometheus.NewDesc("symcache_forwarded_requests_total",
+		"Requests forwarded to Binance (paths under /api/, /sapi/, /fapi/, /dapi/ that are not cached), by host and outcome: Binance's status, or blocked (answered by the sidecar: the host is rate limited), error (no answer: 502), timeout (504), canceled (the client hung up), aborted (the answer was cut short).", []string{"host", "code"}, nil)
+	descForwardedWeight = prometheus.NewDesc("symcache_forwarded_used_weight",
+		"The last X-MBX-USED-WEIGHT-1M Binance sent on a forwarded answer, by host.", []string{"host"}, nil)
+)
+
+// forwardCollector turns a forwarder's counters into metrics at scrape
+// time.
+type forwardCollector struct{ fwd ForwardStats }
+
+func (fc forwardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descForwarded
+	ch <- descForwardedWeight
+}
+
+func (fc forwardCollector) Collect(ch chan<- prometheus.Metric) {
+	m := fc.fwd.Metrics()
+	for _, r := range m.Requests {
+		ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(r.N), r.Host, r.Code)
+	}
+	for _, w := range m.UsedWeight {
+		ch <- prometheus.MustNewConstMetric(descForwardedWeight, prometheus.GaugeValue, float64(w.Weight), w.Host)
+	}
+}
