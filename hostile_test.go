@@ -117,6 +117,9 @@ func TestHostile_FutureDatedDiskCopy(t *testing.T) {
 	if n := e.logs.Count(t, "msg", "ignoring the disk copy"); n != 1 {
 		t.Errorf("logged %d WARN lines about the disk copy, want 1:\n%s", n, e.logs)
 	}
+	if n := c.Stats()[0].DiskErrors; n != 1 {
+		t.Errorf("Stats().DiskErrors = %d, want 1", n)
+	}
 }
 
 // A snapshot larger than L1's budget is served from memory while fresh:

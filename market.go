@@ -52,7 +52,7 @@ func newMarket(name exchangeinfo.Market, up Upstream, sh *shared) *market {
 	m := &market{name: name, upstream: up, sh: sh}
 	m.guard = answerGuard{market: name, maxLoss: sh.cfg.MaxSymbolLoss, maxGrowth: sh.cfg.MaxGrowth,
 		maxSymbolBytes: sh.cfg.MaxSymbolBytes, persist: sh.cfg.TTL, log: sh.log}
-	m.disk = diskCopy{disk: sh.cfg.Disk, market: name, log: sh.log}
+	m.disk = diskCopy{disk: sh.cfg.Disk, market: name, log: sh.log, errors: &m.stats.diskErrors}
 	if sh.co != nil {
 		m.lock = &refreshLock{co: sh.co, market: name, lease: sh.cfg.LockLease, log: sh.log}
 	}

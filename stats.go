@@ -11,7 +11,7 @@ import (
 type counters struct {
 	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors atomic.Uint64
 	stale, unavailable, sharedWaits, adopted     atomic.Uint64
-	futureDated                                  atomic.Uint64
+	futureDated, diskErrors                      atomic.Uint64
 	fetches                                      [numClasses]atomic.Uint64 // by class (fetchClasses)
 	staleBy                                      [numClasses]atomic.Uint64 // by class (staleClasses)
 }
@@ -42,6 +42,9 @@ type Stats struct {
 	// MaxSkew after this process's clock: L2 envelopes, meta keys and
 	// announcements.
 	FutureDated uint64
+	// DiskErrors counts disk copies refused at start (not a regular file,
+	// too large, invalid, dated in the future) and saves that failed.
+	DiskErrors uint64
 	// With a Coordinator: LocksAcquired counts fetches this process made
 	// holding the refresh lock; LockWaits, fetches it left to another
 	// process that held the lock, waiting for its snapshot; LockErrors,
@@ -81,6 +84,7 @@ func (m *market) statsNow() Stats {
 		SharedWaits:   c.sharedWaits.Load(),
 		Adopted:       c.adopted.Load(),
 		FutureDated:   c.futureDated.Load(),
+		DiskErrors:    c.diskErrors.Load(),
 		Fetches:       make(map[string]uint64, len(fetchClasses)),
 		StaleByReason: make(map[string]uint64, len(staleClasses)),
 		State:         m.state(),

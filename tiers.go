@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
@@ -216,6 +217,7 @@ type diskCopy struct {
 	disk   Disk // nil: no disk copy
 	market exchangeinfo.Market
 	log    *slog.Logger
+	errors *atomic.Uint64 // counts copies refused or that could not be saved
 
 	mu    sync.Mutex
 	saved time.Time // FetchedAt of the newest snapshot saved or loaded
@@ -233,6 +235,7 @@ func (d *diskCopy) load(latest time.Time) *exchangeinfo.Snapshot {
 	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
+			d.errors.Add(1)
 			d.log.Warn("ignoring the disk copy", "market", d.market, "tier", "disk", "err", err)
 		}
 		return nil
@@ -258,6 +261,7 @@ func (d *diskCopy) save(s *exchangeinfo.Snapshot) {
 		return
 	}
 	if err := d.disk.Save(s); err != nil {
+		d.errors.Add(1)
 		d.log.Warn("saving the disk copy failed", "market", d.market, "tier", "disk", "err", err)
 	}
 }

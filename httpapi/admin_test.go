@@ -595,6 +595,7 @@ type statusAnswer struct {
 			LocksLost     uint64            `json:"locks_lost"`
 			Adopted       uint64            `json:"adopted"`
 			FutureDated   uint64            `json:"future_dated"`
+			DiskErrors    uint64            `json:"disk_errors"`
 		} `json:"counters"`
 		Upstream *struct {
 			UsedWeight   *int64    `json:"used_weight_1m"`

@@ -64,6 +64,8 @@ var (
 		"Snapshots another sidecar fetched that this one took up from L2, by market.", []string{"market"}, nil)
 	descFutureDated = prometheus.NewDesc("symcache_future_dated_total",
 		"Values ignored because they were dated more than a minute after this sidecar's clock (Redis envelopes, meta keys, announcements), by market.", []string{"market"}, nil)
+	descDiskErrors = prometheus.NewDesc("symcache_disk_errors_total",
+		"Disk copies refused at start (not a regular file, too large, invalid, dated in the future) and saves that failed, by market.", []string{"market"}, nil)
 	descAge = prometheus.NewDesc("symcache_snapshot_age_seconds",
 		"Age of the newest valid snapshot held, by market (absent when none).", []string{"market"}, nil)
 	descSymbols = prometheus.NewDesc("symcache_snapshot_symbols",
@@ -71,7 +73,7 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated, descDiskErrors} {
 		ch <- d
 	}
 }

@@ -29,6 +29,7 @@ var counterTable = []counterRow{
 	{key: "locks_lost", desc: descLock, labels: []string{"lost"}, one: func(s *symcache.Stats) uint64 { return s.LocksLost }},
 	{key: "adopted", desc: descAdopted, one: func(s *symcache.Stats) uint64 { return s.Adopted }},
 	{key: "future_dated", desc: descFutureDated, one: func(s *symcache.Stats) uint64 { return s.FutureDated }},
+	{key: "disk_errors", desc: descDiskErrors, one: func(s *symcache.Stats) uint64 { return s.DiskErrors }},
 }
 
 // counterRow is one count of symcache.Stats, or one family of counts.
