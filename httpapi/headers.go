@@ -52,6 +52,7 @@ func seconds(table *[cachedSeconds][]string, prefix string, n int64) []string {
 type snapshotHeaders struct {
 	snap                         *exchangeinfo.Snapshot
 	etag, lastModified, plainLen []string
+	etagGzip                     []string                 // the gzip representation's own tag
 	gzipLen                      atomic.Pointer[[]string] // made with the gzip
 }
 
@@ -92,6 +93,7 @@ func (h *handler) prepared(s *exchangeinfo.Snapshot) *snapshotHeaders {
 	p := &snapshotHeaders{
 		snap:         s,
 		etag:         []string{s.ETag()},
+		etagGzip:     []string{gzipETag(s.ETag())},
 		lastModified: []string{s.FetchedAt().UTC().Format(http.TimeFormat)},
 		plainLen:     []string{strconv.Itoa(len(s.Body()))},
 	}
@@ -125,4 +127,16 @@ func (h *handler) counter(route string, code int) prometheus.Counter {
 	h.counters.m[k] = c
 	h.counters.mu.Unlock()
 	return c
+}
+
+// gzipETag is the strong entity tag of the gzip representation of the
+// answer tagged etag: the same tag with "-gzip" inside the quotes. Two
+// representations with different bytes must not share a strong tag (RFC
+// 9110, 8.8.3): a cache that stored the plain bytes would otherwise answer
+// a range or a revalidation of the gzip ones with them.
+func gzipETag(etag string) string {
+	if len(etag) >= 2 && etag[len(etag)-1] == '"' {
+		return etag[:len(etag)-1] + `-gzip"`
+	}
+	return etag + "-gzip"
 }

@@ -220,9 +220,14 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 	hdr["Age"] = seconds(ageValues, "", int64(max(s.Age(now), 0)/time.Second))
 	hdr["Cache-Control"] = seconds(maxAgeValues, "max-age=", int64(max(res.Expires.Sub(now), 0)/time.Second))
 	hdr["Last-Modified"] = prep.lastModified
-	if full {
+	gz := full && acceptsGzip(r.Header.Values("Accept-Encoding"))
+	switch {
+	case gz: // the gzip representation has a tag of its own
+		hdr["Etag"], hdr["Vary"] = prep.etagGzip, varyValues
+		etag = prep.etagGzip[0]
+	case full:
 		hdr["Etag"], hdr["Vary"] = prep.etag, varyValues
-	} else {
+	default:
 		hdr["Etag"] = []string{etag}
 	}
 	if res.Source == symcache.Stale {
@@ -240,7 +245,7 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 	}
 	if full {
 		hdr["Content-Length"] = prep.plainLen
-		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		if gz {
 			b, hdr["Content-Length"] = prep.gzipped()
 			hdr["Content-Encoding"] = gzipValues
 		}

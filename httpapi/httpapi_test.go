@@ -1086,3 +1086,39 @@ func TestExchangeInfo_PlainNeverWaitsForGzip(t *testing.T) {
 		t.Error("gzip GET did not send the snapshot's own gzip")
 	}
 }
+
+// The gzip and plain representations of one snapshot have tags of their
+// own (RFC 9110, 8.8.3: two representations never share a strong tag), and
+// each revalidates with its own.
+func TestETag_GzipAndPlainDiffer(t *testing.T) {
+	w := newWorld(t, false)
+	srv := w.server(w.cache(), nil)
+	plain := http.Header{"Accept-Encoding": {"identity"}}
+	gz := http.Header{"Accept-Encoding": {"gzip"}}
+	resp, _ := srv.get(spotPath, plain)
+	p := resp.Header.Get("ETag")
+	resp, _ = srv.get(spotPath, gz)
+	g := resp.Header.Get("ETag")
+	if resp.Header.Get("Content-Encoding") != "gzip" || g == p || g != strings.TrimSuffix(p, `"`)+`-gzip"` {
+		t.Fatalf("ETags plain %s, gzip %s (Content-Encoding %q); want two tags, the gzip one %s with -gzip", p, g, resp.Header.Get("Content-Encoding"), p)
+	}
+	for _, tt := range []struct {
+		accept http.Header
+		tag    string
+		want   int
+	}{
+		{plain, p, http.StatusNotModified},
+		{gz, g, http.StatusNotModified},
+		{gz, p, http.StatusOK}, // the plain bytes' tag does not validate the gzip ones
+		{plain, g, http.StatusOK},
+		{gz, `W/` + g, http.StatusNotModified}, // If-None-Match compares weakly
+	} {
+		h := tt.accept.Clone()
+		h.Set("If-None-Match", tt.tag)
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			if resp, _ := srv.do(method, spotPath, h); resp.StatusCode != tt.want {
+				t.Errorf("%s %s Accept-Encoding %s If-None-Match %s = %d, want %d", method, spotPath, tt.accept.Get("Accept-Encoding"), tt.tag, resp.StatusCode, tt.want)
+			}
+		}
+	}
+}
