@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/internal/bounded"
 )
 
 // DefaultMaxBytes is [Store.MaxBytes] when zero: 33 MiB, the largest body
@@ -164,28 +164,11 @@ func readRegular(name string, limit int64) ([]byte, error) {
 	if err := checkFile(name, fi, limit); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, fi.Size()+1) // +1: EOF without growing
-	for {
-		if int64(len(b)) > limit {
-			return nil, fmt.Errorf("%s grew past %d bytes while read", name, limit)
-		}
-		if len(b) == cap(b) { // it grew since Fstat: by doubling, to limit+1 at most
-			grown := make([]byte, len(b), min(max(2*int64(cap(b)), 512), limit+1))
-			copy(grown, b)
-			b = grown
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			if int64(len(b)) > limit {
-				return nil, fmt.Errorf("%s grew past %d bytes while read", name, limit)
-			}
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	b, _, err := bounded.ReadAll(f, fi.Size()+1, limit+1) // +1: EOF without growing
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, fmt.Errorf("%s grew past %d bytes while read", name, limit)
 	}
+	return b, err
 }
 
 // checkFile refuses anything but a regular file of at most limit bytes.

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/internal/bounded"
 )
 
 // Defaults for the zero fields of Config.
@@ -434,9 +435,9 @@ func (c *Client) readBody(resp *http.Response) ([]byte, error) {
 	default:
 		size = c.bodyHint()
 	}
-	body, n, err := readAll(resp.Body, size, c.maxBody+1)
+	body, n, err := bounded.ReadAll(resp.Body, size, c.maxBody+1)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, bounded.ErrTooLarge):
 		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body larger than the limit of %d bytes", c.maxBody)}
 	case err != nil:
 		return nil, &exchangeinfo.InvalidError{Reason: fmt.Sprintf("body cut short after %d bytes: %v", n, err)}
@@ -458,52 +459,6 @@ func (c *Client) bodyHint() int64 {
 		return firstBodyBuffer
 	}
 	return min(last+last/8, c.maxBody) + 1
-}
-
-// errTooLarge is readAll's error for a reader with limit bytes or more.
-var errTooLarge = errors.New("too large")
-
-// readAll reads r to EOF into a buffer of size bytes and, if that fills,
-// into further buffers, each as large as everything read before it. Those
-// hold limit bytes in all, at most: a reader with that many or more is
-// errTooLarge. A body that fits the first buffer is returned in it; else it
-// is copied once into one of its exact size. The int64 is the number of
-// bytes read, also on error.
-func readAll(r io.Reader, size, limit int64) ([]byte, int64, error) {
-	buf := make([]byte, 0, min(size, limit))
-	var (
-		full [][]byte // buffers filled before buf
-		n    int64    // bytes in full
-	)
-	for {
-		if len(buf) == cap(buf) {
-			n += int64(len(buf))
-			if n >= limit {
-				return nil, n, errTooLarge
-			}
-			full = append(full, buf)
-			buf = make([]byte, 0, min(n, limit-n))
-		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, n + int64(len(buf)), err
-		}
-	}
-	if n += int64(len(buf)); n >= limit { // EOF came with the limit's last byte
-		return nil, n, errTooLarge
-	}
-	if full == nil {
-		return buf, n, nil
-	}
-	body := make([]byte, 0, n)
-	for _, b := range full {
-		body = append(body, b...)
-	}
-	return append(body, buf...), n, nil
 }
 
 // statusError reads a non-200 answer; for 429 and 418 it blocks b's host

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/symcache/symcache/internal/bounded"
 )
 
 // Encoding is how [Store.Put] writes envelopes. Reads accept both, whichever
@@ -416,7 +418,10 @@ func gunzipIf(b []byte, limit int) ([]byte, error) {
 	if len(b) >= 4 {
 		hint = min(int(binary.LittleEndian.Uint32(b[len(b)-4:])), 1032*len(b), limit/2)
 	}
-	plain, err := readAtMost(make([]byte, 0, hint+1), zr, limit)
+	plain, _, err := bounded.ReadAll(zr, int64(hint)+1, int64(limit)+1)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, fmt.Errorf("gunzip: more than %d bytes: %w", limit, errTooLarge)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gunzip: %w", err)
 	}

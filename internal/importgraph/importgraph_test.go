@@ -29,7 +29,7 @@ type rule struct {
 
 // app is every package below cmd/*: what a command, the load harness and the
 // chaos test may wire together.
-var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo", "internal/logthrottle"}
+var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo", "internal/logthrottle", "internal/bounded"}
 
 // testSupport are the packages tests import and non-test code does not
 // (cmd/replay's fetchtest aside, see below).
@@ -43,9 +43,9 @@ var layers = map[string]rule{
 	// Below the root: the tiers, the upstream client, the state file, the
 	// trading rules. Each knows the domain at most.
 	"l1":    {may: []string{"exchangeinfo"}, why: "l1 is below the root: it imports exchangeinfo at most"},
-	"l2":    {why: "l2 is below the root and knows nothing of Binance: it imports no project package"},
-	"fetch": {may: []string{"exchangeinfo"}, why: "fetch is below the root: it imports exchangeinfo at most"},
-	"disk":  {may: []string{"exchangeinfo"}, why: "disk is below the root: it imports exchangeinfo at most"},
+	"l2":    {may: []string{"internal/bounded"}, why: "l2 is below the root and knows nothing of Binance: it imports internal/bounded at most"},
+	"fetch": {may: []string{"exchangeinfo", "internal/bounded"}, why: "fetch is below the root: it imports exchangeinfo and internal/bounded at most"},
+	"disk":  {may: []string{"exchangeinfo", "internal/bounded"}, why: "disk is below the root: it imports exchangeinfo and internal/bounded at most"},
 	"rules": {may: []string{"exchangeinfo"}, why: "rules is below the root: it imports exchangeinfo at most"},
 
 	// Beside the root, under httpapi: the requests the cache does not
@@ -74,6 +74,7 @@ var layers = map[string]rule{
 	// Test support, at the bottom so that any package's tests can use it.
 	"internal/testutil":    {std: true, why: "internal/testutil imports the standard library only"},
 	"internal/logthrottle": {std: true, why: "internal/logthrottle imports the standard library only"},
+	"internal/bounded":     {std: true, why: "internal/bounded imports the standard library only"},
 	"internal/fixtures":    {std: true, why: "internal/fixtures imports the standard library only"},
 	"fetch/fetchtest":      {may: []string{"internal/fixtures"}, std: true, why: "fetchtest imports the standard library and internal/fixtures only"},
 	"l2/l2test":            {may: []string{"internal/testutil"}, why: "l2test imports internal/testutil at most"},

@@ -1,4 +1,4 @@
-package fetch
+package bounded
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	"testing/iotest"
 )
 
-// readAll returns every byte below the limit, whatever the first buffer's
-// size and however the reader splits its bytes, and errTooLarge at the
+// ReadAll returns every byte below the limit, whatever the first buffer's
+// size and however the reader splits its bytes, and ErrTooLarge at the
 // limit, having read no more.
 func TestReadAll(t *testing.T) {
 	const limit = 1000
@@ -27,18 +27,18 @@ func TestReadAll(t *testing.T) {
 			for name, r := range readers {
 				t.Run(fmt.Sprintf("%d bytes, first buffer %d, %s", n, size, name), func(t *testing.T) {
 					in := bytes.Repeat([]byte("0123456789"), n/10+1)[:n]
-					got, read, err := readAll(r(in), size, limit)
+					got, read, err := ReadAll(r(in), size, limit)
 					if n >= limit {
-						if !errors.Is(err, errTooLarge) || read != limit {
-							t.Fatalf("readAll() = %d bytes, %d, %v, want %v after %d", len(got), read, err, errTooLarge, limit)
+						if !errors.Is(err, ErrTooLarge) || read != limit {
+							t.Fatalf("ReadAll() = %d bytes, %d, %v, want %v after %d", len(got), read, err, ErrTooLarge, limit)
 						}
 						return
 					}
 					if err != nil || !bytes.Equal(got, in) || read != int64(n) {
-						t.Fatalf("readAll() = %d bytes, %d, %v, want the %d bytes", len(got), read, err, n)
+						t.Fatalf("ReadAll() = %d bytes, %d, %v, want the %d bytes", len(got), read, err, n)
 					}
 					if int64(n) >= size && cap(got) != n {
-						t.Errorf("cap(readAll()) = %d, want %d: a body read into several buffers is copied into one of its size", cap(got), n)
+						t.Errorf("cap(ReadAll()) = %d, want %d: a body read into several buffers is copied into one of its size", cap(got), n)
 					}
 				})
 			}
@@ -46,12 +46,12 @@ func TestReadAll(t *testing.T) {
 	}
 }
 
-func TestReadAll_cutShort(t *testing.T) {
+func TestReadAll_CutShort(t *testing.T) {
 	cut := errors.New("unexpected EOF")
 	r := io.MultiReader(bytes.NewReader(make([]byte, 300)), iotest.ErrReader(cut))
-	got, n, err := readAll(r, 100, 1000)
+	got, n, err := ReadAll(r, 100, 1000)
 	if !errors.Is(err, cut) || n != 300 || got != nil {
-		t.Errorf("readAll() = %d bytes, %d, %v, want nil, 300, %v", len(got), n, err, cut)
+		t.Errorf("ReadAll() = %d bytes, %d, %v, want nil, 300, %v", len(got), n, err, cut)
 	}
 }
 
