@@ -1,15 +1,19 @@
-# symcache: `make test` is what CI runs (.ci/run). It installs redis-server
-# when missing (Debian, as root), then runs vet, gofmt and the race-enabled
-# tests against real redis-server processes the tests start themselves.
+# symcache: `make test` is what CI runs (.ci/run), and all of it. It installs
+# redis-server when missing (Debian, as root), runs vet, gofmt and the
+# race-enabled tests against real redis-server processes the tests start
+# themselves, checks the Dockerfile and the Kubernetes manifests, and ends
+# with the 60 s chaos run. `make unit` is the Go tests alone (about 5 min).
 GO ?= go
 
-.PHONY: test deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check
+.PHONY: test unit deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check
 
-test: deps vet fmt-check compare-check
+test: unit check-dockerfile check-manifests chaos
+
+unit: deps vet fmt-check compare-check
 	$(GO) test -race -count=1 ./...
 
 # bench/compare is a module of its own (the JSON and gzip libraries compared
-# stay out of symcache's go.mod): its correctness tests run with make test,
+# stay out of symcache's go.mod): its correctness tests run with make unit,
 # its benchmarks with make bench-compare (about 8 minutes).
 compare-check:
 	cd bench/compare && $(GO) vet ./... && $(GO) test -count=1 ./...
@@ -54,8 +58,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConvenienceAPI$$' -fuzztime $(FUZZTIME) ./httpapi
 
 # The chaos test (chaos/): 3 sidecars, one Redis, a fake Binance, faults
-# injected for CHAOS_DURATION while clients hammer every endpoint. make test
-# runs it for 8 s; CI runs it for 60 s too. SYMCACHE_CHAOS_SEED replays a run.
+# injected for CHAOS_DURATION while clients hammer every endpoint. make unit
+# runs it for 8 s; make test (and so CI) for 60 s too. SYMCACHE_CHAOS_SEED
+# replays a run.
 CHAOS_DURATION ?= 60s
 chaos: deps
 	SYMCACHE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 10m -run '^TestChaos$$' -v ./chaos
@@ -65,7 +70,7 @@ bench: deps
 
 # The Dockerfile and deploy/kubernetes/, checked without a Docker engine or a
 # cluster (the checks are in deploy/check, a module of its own; each script's
-# header says what it verifies). CI runs both after make test.
+# header says what it verifies). make test runs both.
 .PHONY: check-dockerfile check-manifests
 check-dockerfile:
 	./scripts/check-dockerfile.sh
