@@ -52,6 +52,21 @@ func (d writeDeadline) set(w http.ResponseWriter, n int) {
 	if d.rate <= 0 {
 		return
 	}
+	d.setAt(w, n)
+}
+
+// extend moves the deadline set when the request came in to fit an answer
+// of n bytes, unless n takes less than a second at the least rate: then
+// the grace given at the start is enough, and the hot path of small
+// answers sets one deadline, not two.
+func (d writeDeadline) extend(w http.ResponseWriter, n int) {
+	if d.rate <= 0 || int64(n) < d.rate {
+		return
+	}
+	d.setAt(w, n)
+}
+
+func (d writeDeadline) setAt(w http.ResponseWriter, n int) {
 	// The deadline is the operating system's, so it is read on the real
 	// clock, never Config.Now.
 	t := time.Now().Add(d.grace + time.Duration(float64(n)/float64(d.rate)*float64(time.Second)))

@@ -253,7 +253,7 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
 	hdr["Content-Type"] = jsonValues
-	h.deadline.set(c.Response(), len(b)) // the one answer that can be large: its time grows with it
+	h.deadline.extend(c.Response(), len(b)) // the one answer that can be large: its time grows with it
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = c.Response().Write(b)
 	return err
