@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,79 +208,16 @@ func TestForwarder_RawPath(t *testing.T) {
 // without a Content-Length, and each way the other end sees the first
 // bytes before the sender has sent the rest: nothing is held whole.
 func TestForwarder_Streams(t *testing.T) {
-	const size = 20 << 20
-	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
-	firstIn := make(chan struct{})                          // the upstream read the upload's first chunk
-	firstOut := make(chan struct{})                         // the client read the download's first chunk
-	var upSum [32]byte
-	var upN int64
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		buf := make([]byte, len(chunk))
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			t.Errorf("upstream: read first chunk: %v", err)
-			return
-		}
-		h.Write(buf)
-		close(firstIn)
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			t.Errorf("upstream: read body: %v", err)
-		}
-		upN = n + int64(len(chunk))
-		copy(upSum[:], h.Sum(nil))
-		w.WriteHeader(http.StatusOK)
-		w.Write(chunk)
-		http.NewResponseController(w).Flush()
-		select {
-		case <-firstOut:
-		case <-time.After(10 * time.Second):
-			t.Error("upstream: the client did not see the first chunk before the rest was sent")
-			return
-		}
-		for sent := len(chunk); sent < size; sent += len(chunk) {
-			w.Write(chunk)
-		}
-	}))
+	st := fetchtest.NewStream(20 << 20)
+	upstream := httptest.NewServer(st)
 	t.Cleanup(upstream.Close)
 	url, _ := proxy(t, forward.Config{}, upstream.URL)
-
-	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(chunk)
-		select {
-		case <-firstIn:
-		case <-time.After(10 * time.Second):
-			pw.CloseWithError(errors.New("the upstream did not see the first chunk before the rest was sent"))
-			return
-		}
-		for sent := len(chunk); sent < size; sent += len(chunk) {
-			pw.Write(chunk)
-		}
-		pw.Close()
-	}()
-	req := newRequest(t, http.MethodPost, url+"/sapi/v1/upload", pr) // no Content-Length: chunked
+	req := newRequest(t, http.MethodPost, url+"/sapi/v1/upload", st.Upload()) // no Content-Length: chunked
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.ContentLength != -1 {
-		t.Errorf("download Content-Length = %d, want none (streamed)", resp.ContentLength)
-	}
-	buf := make([]byte, len(chunk))
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		t.Fatalf("read the first chunk: %v", err)
-	}
-	close(firstOut)
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err != nil || n+int64(len(chunk)) != size {
-		t.Errorf("download = %d bytes, %v; want %d", n+int64(len(chunk)), err, size)
-	}
-	want := sha256.Sum256(bytes.Repeat(chunk, size/len(chunk)))
-	if upN != size || upSum != want {
-		t.Errorf("upload reached the upstream as %d bytes (sha256 equal %v), want %d", upN, upSum == want, size)
-	}
+	st.Check(t, resp)
 }
 
 // TestForwarder_ClientHangUp: a client that hangs up cancels the request to

@@ -2,8 +2,6 @@ package httpapi_test
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
@@ -231,70 +228,16 @@ func TestForward_CutShort(t *testing.T) {
 // TestForward_Streams: 20 MB up and 20 MB down through echo, without a
 // Content-Length, each end seeing the first bytes before the rest is sent.
 func TestForward_Streams(t *testing.T) {
-	const size = 20 << 20
-	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
-	firstIn, firstOut := make(chan struct{}), make(chan struct{})
-	var upN atomic.Int64
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/sapi/v1/stream" {
-			http.NotFound(w, r)
-			return
-		}
-		buf := make([]byte, len(chunk))
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			t.Errorf("upstream: %v", err)
-			return
-		}
-		close(firstIn)
-		n, _ := io.Copy(io.Discard, r.Body)
-		upN.Store(n + int64(len(chunk)))
-		w.Write(chunk)
-		http.NewResponseController(w).Flush()
-		select {
-		case <-firstOut:
-		case <-time.After(10 * time.Second):
-			t.Error("upstream: the client did not get the first chunk before the rest was sent")
-			return
-		}
-		for sent := len(chunk); sent < size; sent += len(chunk) {
-			w.Write(chunk)
-		}
-	}))
+	st := fetchtest.NewStream(20 << 20)
+	upstream := httptest.NewServer(st)
 	t.Cleanup(upstream.Close)
 	srv := forwarding(t, upstream.URL, true)
-
-	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(chunk)
-		select {
-		case <-firstIn:
-		case <-time.After(10 * time.Second):
-			pw.CloseWithError(errors.New("the upstream did not get the first chunk before the rest was sent"))
-			return
-		}
-		for sent := len(chunk); sent < size; sent += len(chunk) {
-			pw.Write(chunk)
-		}
-		pw.Close()
-	}()
-	req, _ := http.NewRequest(http.MethodPost, srv.url+"/sapi/v1/stream", pr)
+	req, _ := http.NewRequest(http.MethodPost, srv.url+"/sapi/v1/stream", st.Upload())
 	resp, err := srv.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	buf := make([]byte, len(chunk))
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		t.Fatalf("read the first chunk: %v", err)
-	}
-	close(firstOut)
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err != nil || n+int64(len(chunk)) != size || resp.ContentLength != -1 {
-		t.Errorf("download = %d bytes (Content-Length %d), %v; want %d, streamed", n+int64(len(chunk)), resp.ContentLength, err, size)
-	}
-	if got := upN.Load(); got != size {
-		t.Errorf("upload reached the upstream as %d bytes, want %d", got, size)
-	}
+	st.Check(t, resp)
 }
 
 // TestForward_NotAnOpenProxy: an absolute request URI, a Host header or a
