@@ -40,7 +40,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -132,9 +131,7 @@ type Client struct {
 	lastSize atomic.Int64 // length of the last valid body, to size the next buffer
 	rec      recorder
 
-	mu       sync.Mutex
-	weight   int64
-	weightAt time.Time
+	lastHost atomic.Pointer[string] // the Gate host of the base URL that answered last
 }
 
 // base is one configured base URL, ready to use.
@@ -287,12 +284,16 @@ func newHTTPClient() *http.Client {
 	}}
 }
 
-// UsedWeight is the last X-MBX-USED-WEIGHT-1M value Binance sent (with any
-// status) and when it arrived; zero values if none yet.
+// UsedWeight is the last X-MBX-USED-WEIGHT-1M value (with any status) that
+// the host of c's last answer sent, and when it arrived, as the Gate keeps
+// it: on an answer to c or to anything else sharing the Gate (a forwarded
+// request, say). Zero values if none yet.
 func (c *Client) UsedWeight() (weight int64, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.weight, c.weightAt
+	host := c.lastHost.Load()
+	if host == nil {
+		return 0, time.Time{}
+	}
+	return c.gate.Weight(*host)
 }
 
 // Fetch GETs the market's exchangeInfo from the first base URL that answers
@@ -384,7 +385,10 @@ func (c *Client) get(ctx context.Context, b *base) (snap *exchangeinfo.Snapshot,
 	defer resp.Body.Close()
 	code = resp.StatusCode
 	now := c.now()
-	c.noteWeight(resp.Header, now)
+	c.lastHost.Store(&b.host)
+	if w, ok := UsedWeightHeader(resp.Header); ok {
+		c.gate.NoteWeight(b.host, w, now)
+	}
 
 	if resp.StatusCode != http.StatusOK {
 		se := c.statusError(resp, b, now)
@@ -517,16 +521,13 @@ func errorMsg(raw []byte) string {
 	return strings.ToValidUTF8(string(raw), "\uFFFD")
 }
 
-func (c *Client) noteWeight(h http.Header, now time.Time) {
+// UsedWeightHeader reads X-MBX-USED-WEIGHT-1M from h: the request weight
+// the IP has used in the current minute, as Binance counts it.
+func UsedWeightHeader(h http.Header) (int64, bool) {
 	v := h.Get("X-Mbx-Used-Weight-1m")
 	if v == "" {
-		return
+		return 0, false
 	}
 	w, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.weight, c.weightAt = w, now
+	return w, err == nil && w >= 0
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,12 +86,16 @@ func GateHost(u *url.URL) string {
 }
 
 // Gate remembers which hosts answered 429 or 418 and until when no request
-// may be sent to them. Share one Gate between every Client that talks to the
-// same hosts, so that a ban seen by one market holds for all. The zero Gate
-// is empty and ready to use; a Gate is safe for concurrent use.
+// may be sent to them, and the request weight each host last reported. Share
+// one Gate between every Client (and forward.Forwarder) that talks to the
+// same hosts, so that a ban seen by one holds for all; OnChange and Apply
+// carry its blocks to and from other processes. The zero Gate is empty and
+// ready to use; a Gate is safe for concurrent use.
 type Gate struct {
-	mu    sync.Mutex
-	hosts map[string]block
+	mu       sync.RWMutex
+	hosts    map[string]block
+	weights  map[string]weight
+	onChange func(Change)
 }
 
 type block struct {
@@ -98,8 +103,37 @@ type block struct {
 	code  int
 }
 
+type weight struct {
+	w  int64
+	at time.Time
+}
+
+// Change is a block a Gate took or lifted, as OnChange reports it and Apply
+// takes it.
+type Change struct {
+	Host  string    // as Block takes it: lower case, with the port unless the scheme's default
+	Code  int       // 429 or 418; 0: the block is lifted
+	Until time.Time // the block's end; zero: lifted
+}
+
+// Lifted reports whether c lifts a block rather than takes one.
+func (c Change) Lifted() bool { return c.Code == 0 || c.Until.IsZero() }
+
 // NewGate returns an empty Gate.
 func NewGate() *Gate { return &Gate{} }
+
+// OnChange makes g call fn after each change Block and Unblock make: a new
+// block, a block made longer, and every Unblock (lifted, also when g had no
+// block: another process may have one). Changes that Apply makes are not
+// reported, so two processes that report to each other do not echo. fn runs
+// on the goroutine of the Block or Unblock, outside g's lock: it must return
+// quickly (send its work elsewhere). Call it before g is in use; a later call
+// replaces fn.
+func (g *Gate) OnChange(fn func(Change)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.onChange = fn
+}
 
 // Block forbids requests to host (a URL's host, with the port if it is not
 // the scheme's default, e.g. "api.binance.com" or "127.0.0.1:8080") before
@@ -108,43 +142,114 @@ func NewGate() *Gate { return &Gate{} }
 // answer's Retry-After within its Config's bounds: at most RateLimitMax or
 // BanMax after the answer.
 func (g *Gate) Block(host string, code int, until time.Time) {
-	host = strings.ToLower(host)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.hosts == nil {
-		g.hosts = make(map[string]block)
+	c := Change{Host: strings.ToLower(host), Code: code, Until: until}
+	if fn := g.apply(c); fn != nil {
+		fn(c)
 	}
-	if b, ok := g.hosts[host]; ok && !until.After(b.until) {
-		return
-	}
-	g.hosts[host] = block{until: until, code: code}
 }
 
 // Unblock lifts host's block, if any, and reports whether there was one.
 func (g *Gate) Unblock(host string) bool {
-	host = strings.ToLower(host)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.hosts[host]
-	delete(g.hosts, host)
+	c := Change{Host: strings.ToLower(host)}
+	g.mu.RLock()
+	_, ok := g.hosts[c.Host]
+	g.mu.RUnlock()
+	if fn := g.apply(c); fn != nil {
+		fn(c)
+	}
 	return ok
 }
 
-// Blocked reports whether host is blocked at now, and if so until when and
-// because of which status code. A block whose time has passed is forgotten.
-func (g *Gate) Blocked(host string, now time.Time) (until time.Time, code int, ok bool) {
-	host = strings.ToLower(host)
+// Apply takes a change made elsewhere, another process's Gate's, without
+// reporting it to OnChange's fn: a block (kept only where it ends later
+// than g's own), or a lift. A block with a code other than 429 or 418 is
+// taken as a 429's.
+func (g *Gate) Apply(c Change) {
+	c.Host = strings.ToLower(c.Host)
+	if !c.Lifted() && c.Code != http.StatusTeapot {
+		c.Code = http.StatusTooManyRequests
+	}
+	g.apply(c)
+}
+
+// apply makes c and returns OnChange's fn when c changed something to
+// report: a lift, or a block that ends later than the one g had.
+func (g *Gate) apply(c Change) func(Change) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b, ok := g.hosts[host]
-	if !ok {
-		return time.Time{}, 0, false
+	if c.Lifted() {
+		delete(g.hosts, c.Host)
+		return g.onChange
 	}
-	if !now.Before(b.until) {
-		delete(g.hosts, host)
+	if g.hosts == nil {
+		g.hosts = make(map[string]block)
+	}
+	if b, ok := g.hosts[c.Host]; ok && !c.Until.After(b.until) {
+		return nil
+	}
+	g.hosts[c.Host] = block{until: c.Until, code: c.Code}
+	return g.onChange
+}
+
+// Blocked reports whether host is blocked at now, and if so until when and
+// because of which status code.
+func (g *Gate) Blocked(host string, now time.Time) (until time.Time, code int, ok bool) {
+	host = strings.ToLower(host)
+	g.mu.RLock()
+	b, ok := g.hosts[host]
+	g.mu.RUnlock()
+	if !ok || !now.Before(b.until) {
 		return time.Time{}, 0, false
 	}
 	return b.until, b.code, true
+}
+
+// Blocks returns the blocks in force at now, sorted by host.
+func (g *Gate) Blocks(now time.Time) []Change {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var cs []Change
+	for h, b := range g.hosts {
+		if !now.Before(b.until) {
+			delete(g.hosts, h) // its time has passed
+			continue
+		}
+		cs = append(cs, Change{Host: h, Code: b.code, Until: b.until})
+	}
+	slices.SortFunc(cs, func(a, b Change) int { return strings.Compare(a.Host, b.Host) })
+	return cs
+}
+
+// NoteWeight records w, host's X-MBX-USED-WEIGHT-1M on an answer that
+// arrived at at. A note older than the one kept is ignored.
+func (g *Gate) NoteWeight(host string, w int64, at time.Time) {
+	host = strings.ToLower(host)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if old, ok := g.weights[host]; ok && at.Before(old.at) {
+		return
+	}
+	if g.weights == nil {
+		g.weights = make(map[string]weight)
+	}
+	g.weights[host] = weight{w: w, at: at}
+}
+
+// Weight returns host's last noted used weight and when it arrived; zero
+// values if none.
+func (g *Gate) Weight(host string) (w int64, at time.Time) {
+	host = strings.ToLower(host)
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	x := g.weights[host]
+	return x.w, x.at
+}
+
+// SameMinute reports whether a and b fall in the same UTC minute: Binance
+// counts X-MBX-USED-WEIGHT-1M per IP from the start of each minute, so a
+// weight noted in another minute no longer tells what is used now.
+func SameMinute(a, b time.Time) bool {
+	return a.Unix()/60 == b.Unix()/60 && !a.IsZero() && !b.IsZero()
 }
 
 // parseRetryAfter reads a Retry-After header value (RFC 9110 §10.2.3):

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -34,6 +35,86 @@ func TestGate(t *testing.T) {
 	g.Block("api.binance.com", 418, t0.Add(time.Hour)) // later: replaces
 	if until, code, ok := g.Blocked("api.binance.com", t0); !ok || code != 418 || !until.Equal(t0.Add(time.Hour)) {
 		t.Errorf("Blocked() = %v, %d, %v, want +1h, 418, true", until, code, ok)
+	}
+}
+
+func TestGate_OnChange(t *testing.T) {
+	t0 := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
+	var g Gate
+	var got []Change
+	g.OnChange(func(c Change) { got = append(got, c) })
+
+	g.Block("API.binance.com", 429, t0.Add(time.Minute))
+	g.Block("api.binance.com", 418, t0.Add(time.Second)) // ends earlier: no change
+	g.Block("api.binance.com", 418, t0.Add(time.Hour))   // ends later: a change
+	g.Apply(Change{Host: "FAPI.binance.com", Code: 418, Until: t0.Add(2 * time.Hour)})
+	g.Apply(Change{Host: "dapi.binance.com", Code: 503, Until: t0.Add(time.Minute)}) // taken as a 429
+	g.Unblock("api.binance.com")
+	g.Unblock("eapi.binance.com") // none here; another process may have one
+	g.Apply(Change{Host: "fapi.binance.com"})
+
+	want := []Change{
+		{Host: "api.binance.com", Code: 429, Until: t0.Add(time.Minute)},
+		{Host: "api.binance.com", Code: 418, Until: t0.Add(time.Hour)},
+		{Host: "api.binance.com"},
+		{Host: "eapi.binance.com"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("OnChange saw %v, want %v (Apply's changes not reported)", got, want)
+	}
+	if blocks, want := g.Blocks(t0), []Change{{Host: "dapi.binance.com", Code: 429, Until: t0.Add(time.Minute)}}; !slices.Equal(blocks, want) {
+		t.Errorf("Blocks() = %v, want %v", blocks, want)
+	}
+	if blocks := g.Blocks(t0.Add(time.Minute)); len(blocks) != 0 {
+		t.Errorf("Blocks() at their end = %v, want none", blocks)
+	}
+}
+
+func TestGate_Weight(t *testing.T) {
+	t0 := time.Date(2025, 12, 24, 8, 0, 30, 0, time.UTC)
+	var g Gate
+	if w, at := g.Weight("api.binance.com"); w != 0 || !at.IsZero() {
+		t.Errorf("Weight() of an empty Gate = %d, %v, want 0, zero", w, at)
+	}
+	g.NoteWeight("API.binance.com", 40, t0)
+	g.NoteWeight("api.binance.com", 7, t0.Add(-time.Second)) // older: ignored
+	if w, at := g.Weight("api.binance.com"); w != 40 || !at.Equal(t0) {
+		t.Errorf("Weight() = %d, %v, want 40, %v", w, at, t0)
+	}
+	for _, tt := range []struct {
+		a, b time.Time
+		want bool
+	}{
+		{t0, t0.Add(29 * time.Second), true},
+		{t0, t0.Add(30 * time.Second), false}, // 08:01:00: a new minute
+		{t0, t0.Add(-31 * time.Second), false},
+		{time.Time{}, time.Time{}, false},
+	} {
+		if got := SameMinute(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameMinute(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestUsedWeightHeader(t *testing.T) {
+	for _, tt := range []struct {
+		v      []string
+		want   int64
+		wantOK bool
+	}{
+		{[]string{"42"}, 42, true},
+		{[]string{" 6001 "}, 6001, true},
+		{nil, 0, false},
+		{[]string{"-1"}, 0, false},
+		{[]string{"4x"}, 0, false},
+	} {
+		h := http.Header{}
+		for _, v := range tt.v {
+			h.Add("x-mbx-used-weight-1m", v)
+		}
+		if w, ok := UsedWeightHeader(h); ok != tt.wantOK || ok && w != tt.want {
+			t.Errorf("UsedWeightHeader(%q) = %d, %v, want %d, %v", tt.v, w, ok, tt.want, tt.wantOK)
+		}
 	}
 }
 

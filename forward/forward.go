@@ -450,18 +450,17 @@ func (b *cancelBody) Close() error {
 }
 
 // answered sees Binance's answer before it goes back (the ReverseProxy's
-// ModifyResponse): it notes the used weight, and blocks the host in the
+// ModifyResponse): it notes the used weight, in the Gate too, and blocks the host in the
 // Gate after a 429 or 418.
 func (f *Forwarder) answered(resp *http.Response) error {
 	at := resp.Request.Context().Value(attemptKey{}).(*attempt)
 	at.status = resp.StatusCode
 	now := f.now()
-	if v := resp.Header.Get("X-Mbx-Used-Weight-1m"); v != "" {
-		if w, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-			f.mu.Lock()
-			f.weights[at.host] = UsedWeight{Host: at.host, Weight: w, At: now}
-			f.mu.Unlock()
-		}
+	if w, ok := fetch.UsedWeightHeader(resp.Header); ok {
+		f.gate.NoteWeight(at.host, w, now) // for the cache's answers too
+		f.mu.Lock()
+		f.weights[at.host] = UsedWeight{Host: at.host, Weight: w, At: now}
+		f.mu.Unlock()
 	}
 	if code := resp.StatusCode; code == http.StatusTooManyRequests || code == http.StatusTeapot {
 		sent := resp.Header.Get("Retry-After")
