@@ -62,7 +62,7 @@ type Cache struct {
 // New returns a Cache, with each market's last good snapshot loaded from
 // the disk copy (if any), and starts a refresher per market (unless
 // RefreshInterval is negative) and, with a Coordinator, a watcher of the
-// other processes' announcements.
+// other processes' announcements, and of their bans with a Gate.
 func New(cfg Config) (*Cache, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -92,6 +92,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if c.sh.co != nil {
 		c.wg.Go(func() { c.watch(life) })
+		if cfg.Gate != nil {
+			c.shareBans(life, cfg.Gate)
+		}
 	}
 	if cfg.RefreshInterval > 0 {
 		for _, name := range c.order {

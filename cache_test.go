@@ -407,7 +407,7 @@ func TestCache_Get_RedisStoppedMidway(t *testing.T) {
 	}
 
 	// Redis back, empty: the next fetch writes both keys again.
-	e.redis.Restart(t)
+	e.restartRedis()
 	e.clock.Advance(6 * time.Minute)
 	get(t, c, exchangeinfo.Spot, symcache.Miss)
 	for _, key := range []string{"symcache:{spot}:current", "symcache:{spot}:last_good"} {

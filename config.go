@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 )
 
 // Config configures a Cache. Only Upstreams is required.
@@ -27,6 +28,12 @@ type Config struct {
 	// announcements of new snapshots, and a backoff for the whole
 	// deployment. If nil, this process fetches alone. It needs L2.
 	Coordinator Coordinator
+	// Gate is the fetch.Gate the Upstreams block Binance's hosts in after a
+	// 429 or 418 (and a forward.Forwarder, if requests are forwarded too).
+	// With a Coordinator, the Cache shares its blocks with every process on
+	// the same Redis, both ways: they usually leave by one egress IP, which
+	// Binance bans as a whole. If nil, blocks stay in each process.
+	Gate *fetch.Gate
 	// TTL is how long a snapshot stays fresh after it was fetched. If zero, 5m.
 	TTL time.Duration
 	// RefreshInterval is the background refresh period per market. If zero,

@@ -3,6 +3,9 @@ package symcache_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l2"
@@ -301,4 +305,79 @@ func TestDeployment_SlowFetchKeepsTheLock(t *testing.T) {
 	if n := rdb.Exists(context.Background(), "symcache:{coinm}:lock").Val(); n != 1 {
 		t.Errorf("the other holder's lock is gone: the late release took it")
 	}
+}
+
+// A 418 that one process sees stops every process of the deployment from
+// asking that host, until its time has passed; an operator's forced refresh
+// on one lifts it for all.
+func TestDeployment_BanStopsEveryProcess(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, withRedis(relaxed))
+	gateA, gateB := fetch.NewGate(), fetch.NewGate()
+	a := w.process(symcache.Config{Gate: gateA}, markets(exchangeinfo.Spot))
+	b := w.process(symcache.Config{Gate: gateB}, markets(exchangeinfo.Spot))
+	host := fetch.GateHost(mustParse(t, w.upstream.URL))
+
+	w.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{
+		Status: http.StatusTeapot,
+		Header: http.Header{"Retry-After": {"300"}},
+		Body:   []byte(`{"code":-1003,"msg":"Way too much request weight used; IP banned until 1765000000000."}`),
+	})
+	if _, err := a.Refresh(ctx, exchangeinfo.Spot); err == nil {
+		t.Fatal("Refresh against a 418 = nil, want an error")
+	}
+	var until time.Time
+	waitUntil(t, "B's Gate to hear of A's ban", func() bool {
+		var code int
+		var ok bool
+		until, code, ok = gateB.Blocked(host, time.Now())
+		return ok && code == http.StatusTeapot
+	})
+	if left := time.Until(until); left < 295*time.Second || left > 300*time.Second {
+		t.Errorf("B's block ends in %v, want the 418's Retry-After (300s)", left)
+	}
+	before := spotRequests(w.upstream)
+	_, err := b.Refresh(ctx, exchangeinfo.Spot)
+	var be *symcache.BackoffError
+	if !errors.As(err, &be) {
+		t.Errorf("B's Refresh during A's ban = %v, want a *BackoffError", err)
+	}
+	if n := spotRequests(w.upstream); n != before {
+		t.Errorf("Binance got %d requests during the ban, want none", n-before)
+	}
+	if bans, err := w.store().Bans(ctx); err != nil || len(bans) != 1 || bans[0].Host != host || bans[0].Code != http.StatusTeapot {
+		t.Errorf("Redis' bans = %v, %v, want %s's 418", bans, err, host)
+	}
+
+	// An operator's forced refresh on B lifts the ban everywhere.
+	w.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: spotFixture(t)})
+	if _, err := b.ClearBackoff(ctx, exchangeinfo.Spot); err != nil {
+		t.Fatalf("ClearBackoff = %v", err)
+	}
+	waitUntil(t, "A's Gate to hear of the lift", func() bool {
+		_, _, ok := gateA.Blocked(host, time.Now())
+		return !ok
+	})
+	if _, err := a.Refresh(ctx, exchangeinfo.Spot); err != nil {
+		t.Errorf("A's Refresh after the lift = %v, want nil", err)
+	}
+}
+
+// waitUntil polls ok for 5s at most.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5s for %s", what)
+		}
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -309,7 +309,7 @@ func TestFaults_LastGoodReseededAfterRedisLostIt(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	e.redis.Stop()
-	e.redis.Restart(t)
+	e.restartRedis()
 	deadline := time.Now().Add(10 * time.Second)
 	for e.rdb.Exists(context.Background(), "symcache:{spot}:last_good").Val() != 1 {
 		if time.Now().After(deadline) {

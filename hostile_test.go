@@ -16,9 +16,11 @@ import (
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/disk"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l1"
+	"github.com/symcache/symcache/l2"
 )
 
 // Inputs from outside that are absurd or hostile: each ends in a bounded,
@@ -213,21 +215,20 @@ func TestHostile_AnnouncementFlood(t *testing.T) {
 func TestHostile_DeletedBackoffMarkerResumes(t *testing.T) {
 	ctx := context.Background()
 	e := newWorld(t, withRedis(relaxed))
-	a := e.process(symcache.Config{}, markets(exchangeinfo.Spot))
-	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"120"}}})
-	if _, err := a.Get(ctx, exchangeinfo.Spot); err == nil {
-		t.Fatal("Get against a 429 = nil error, want one")
+	// Another process's backoff after a failure that banned no host (a 429
+	// would also be a shared ban: see TestDeployment_BanStopsEveryProcess).
+	if err := e.rdb.Set(ctx, "symcache:{spot}:lock", "backoff:upstream status 503", 2*time.Minute).Err(); err != nil {
+		t.Fatal(err)
 	}
-	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: spotFixture(t)})
 	b := e.process(symcache.Config{RefreshInterval: 200 * time.Millisecond}, markets(exchangeinfo.Spot))
 	time.Sleep(time.Second) // b's warm-up and ticks meet the marker
-	if n := spotRequests(e.upstream); n != 1 {
-		t.Fatalf("upstream requests during the deployment's backoff = %d, want 1 (the 429)", n)
+	if n := spotRequests(e.upstream); n != 0 {
+		t.Fatalf("upstream requests during the deployment's backoff = %d, want 0", n)
 	}
 	if err := e.rdb.Del(ctx, "symcache:{spot}:lock").Err(); err != nil && !errors.Is(err, redis.Nil) {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); spotRequests(e.upstream) < 2; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); spotRequests(e.upstream) < 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no fetch within 5s of the marker's deletion")
 		}
@@ -259,19 +260,26 @@ func TestHostile_FarLargerAnswerHeldBack(t *testing.T) {
 	}
 }
 
-// A 418 with an absurd Retry-After: the ban is capped (72h, in the Gate
-// and in the deployment's marker), and an operator ends it for the whole
-// deployment; each sidecar's own block of the host ends with its own call.
+// A 418 with an absurd Retry-After: the ban is capped (72h, in the Gate,
+// in the deployment's marker and in the shared bans), and an operator's call
+// on any sidecar ends it for the whole deployment, the sidecar that got the
+// 418 included.
 func TestHostile_ClearBackoffEndsTheDeploymentsBackoff(t *testing.T) {
 	ctx := context.Background()
 	e := newWorld(t, withRedis(relaxed))
-	a := e.process(symcache.Config{}, markets(exchangeinfo.Spot))
+	gateA := fetch.NewGate()
+	a := e.process(symcache.Config{Gate: gateA}, markets(exchangeinfo.Spot))
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Status: http.StatusTeapot, Header: http.Header{"Retry-After": {"315360000"}}}) // ten years
 	if _, err := a.Get(ctx, exchangeinfo.Spot); !errors.Is(err, symcache.ErrUnavailable) {
 		t.Fatalf("Get against a 418 = %v, want ErrUnavailable", err)
 	}
 	if pttl := e.rdb.PTTL(ctx, "symcache:{spot}:lock").Val(); pttl < 71*time.Hour || pttl > 72*time.Hour {
 		t.Errorf("the deployment's marker after a 418 of ten years lives %v, want 72h at most (Binance's longest ban)", pttl)
+	}
+	var bans []l2.Ban
+	waitUntil(t, "the 418 to be shared", func() bool { bans, _ = e.store().Bans(ctx); return len(bans) > 0 })
+	if len(bans) != 1 || bans[0].Left < 71*time.Hour || bans[0].Left > 72*time.Hour {
+		t.Errorf("the shared bans after a 418 of ten years = %v; want one of 72h at most", bans)
 	}
 	e.upstream.Set(exchangeinfo.Spot.Path(), fetchtest.Response{Body: spotFixture(t)})
 	b := e.process(symcache.Config{}, markets(exchangeinfo.Spot))
@@ -288,16 +296,13 @@ func TestHostile_ClearBackoffEndsTheDeploymentsBackoff(t *testing.T) {
 	if r, err := b.Refresh(ctx, exchangeinfo.Spot); err != nil || r.Source != symcache.Miss {
 		t.Fatalf("Refresh after ClearBackoff = %v, %v; want a Miss", r.Source, err)
 	}
-	// a holds the 418 itself: its Gate keeps the host blocked until its own
-	// operator call.
-	if _, err := a.Refresh(ctx, exchangeinfo.Spot); !errors.As(err, &be) {
-		t.Errorf("Refresh of the sidecar that got the 418 = %v, want its own *BackoffError", err)
-	}
-	if cleared, err := a.ClearBackoff(ctx, exchangeinfo.Spot); !cleared || err != nil {
-		t.Fatalf("ClearBackoff of the sidecar that got the 418 = %v, %v; want true, nil", cleared, err)
-	}
+	// a got the 418 itself: the lift reaches its Gate and its backoff.
+	waitUntil(t, "the lift to reach the sidecar that got the 418", func() bool {
+		_, _, blocked := gateA.Blocked(fetch.GateHost(mustParse(t, e.upstream.URL)), time.Now())
+		return !blocked
+	})
 	if _, err := a.Refresh(ctx, exchangeinfo.Spot); err != nil {
-		t.Errorf("Refresh after its own ClearBackoff = %v, want a snapshot", err)
+		t.Errorf("Refresh of the sidecar that got the 418 after b's ClearBackoff = %v, want a snapshot", err)
 	}
 	if n := spotRequests(e.upstream); n != 3 {
 		t.Errorf("upstream requests = %d, want 3 (the 418 and one refresh each)", n)

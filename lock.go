@@ -26,6 +26,11 @@ type Coordinator interface {
 	Watch(ctx context.Context) <-chan l2.Meta
 	// ClearBackoff deletes the lock only if it stands for a backoff.
 	ClearBackoff(ctx context.Context, market string) (bool, error)
+	// Ban, Unban and WatchBans share Binance's bans of hosts (see
+	// Config.Gate).
+	Ban(ctx context.Context, host string, code int, d time.Duration) error
+	Unban(ctx context.Context, host string) error
+	WatchBans(ctx context.Context, poll time.Duration) <-chan l2.Ban
 }
 
 // lockPoll is how often a process waiting for another's fetch looks again.

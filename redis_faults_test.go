@@ -150,7 +150,7 @@ func TestFaults_RedisDownAtStart(t *testing.T) {
 		t.Errorf("logs lack the failed write at ERROR:\n%s", e.logs)
 	}
 
-	e.redis.Restart(t)
+	e.restartRedis()
 	if n := e.exists(currentKey, lastGoodKey); n != 0 {
 		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
 	}
@@ -193,7 +193,7 @@ func TestFaults_RedisRestartedEmpty(t *testing.T) {
 		t.Errorf("logs lack the failed write at ERROR:\n%s", e.logs)
 	}
 
-	e.redis.Restart(t)
+	e.restartRedis()
 	if n := e.exists(currentKey, lastGoodKey); n != 0 {
 		t.Fatalf("EXISTS current last_good after Restart = %d, want 0 (empty)", n)
 	}

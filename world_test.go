@@ -94,9 +94,13 @@ func newWorld(t testing.TB, opts ...worldOption) *world {
 	}
 	if spec.redis {
 		w.redis = l2test.Start(t)
+		// The processes' client is not the one that looks: go-redis answers
+		// a pool's calls with its last dial error for a while after dials
+		// failed, and the processes' background reads fail while Redis is
+		// down.
 		w.rdb = w.redis.Client(t)
 		w.l2 = spec.l2
-		w.l2.Client, w.l2.Logger = w.rdb, w.log
+		w.l2.Client, w.l2.Logger = w.redis.Client(t), w.log
 	}
 	if spec.proxied {
 		w.proxy = w.redis.Proxy(t)
@@ -164,7 +168,8 @@ func alone() processOption { return func(s *processSpec) { s.alone = true } }
 
 // process starts one more process of the world's deployment, closed when
 // the test ends. It serves spot and USD-M unless told otherwise, with its
-// own L1 and Gate, and the world's Redis (if any) as L2 and Coordinator.
+// own L1 and Gate (cfg.Gate if set), and the world's Redis (if any) as L2
+// and Coordinator, with which it shares its Gate's bans.
 // Zero fields of cfg get no background refresh, the world's logger and clock.
 func (w *world) process(cfg symcache.Config, opts ...processOption) *symcache.Cache {
 	w.t.Helper()
@@ -179,7 +184,10 @@ func (w *world) process(cfg symcache.Config, opts ...processOption) *symcache.Ca
 	default:
 		spec.baseURL, spec.client = "http://binance.test", &http.Client{Transport: w.tr}
 	}
-	gate := fetch.NewGate() // per process, as in separate sidecars
+	gate := cfg.Gate
+	if gate == nil {
+		gate = fetch.NewGate() // per process, as in separate sidecars
+	}
 	cfg.Upstreams = map[exchangeinfo.Market]symcache.Upstream{}
 	for _, m := range spec.markets {
 		up, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{spec.baseURL}, HTTPClient: spec.client, Timeout: spec.timeout, Gate: gate, Logger: w.log, Now: w.clock.Now})
@@ -192,7 +200,7 @@ func (w *world) process(cfg symcache.Config, opts ...processOption) *symcache.Ca
 		store := l2.New(w.l2)
 		cfg.L2 = store
 		if !spec.alone {
-			cfg.Coordinator = store
+			cfg.Coordinator, cfg.Gate = store, gate
 		}
 	}
 	if cfg.RefreshInterval == 0 {
@@ -213,6 +221,20 @@ func (w *world) process(cfg symcache.Config, opts ...processOption) *symcache.Ca
 	}
 	w.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// restartRedis restarts redis-server empty on the same port, and waits until
+// the processes' client reaches it again: after failed dials, go-redis
+// answers with the last dial error until its probe, once a second, gets
+// through.
+func (w *world) restartRedis() {
+	w.t.Helper()
+	w.redis.Restart(w.t)
+	for deadline := time.Now().Add(5 * time.Second); w.l2.Client.Ping(context.Background()).Err() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			w.t.Fatal("the processes' Redis client did not reconnect within 5s of the restart")
+		}
+	}
 }
 
 // store returns another process's view of the world's Redis: an l2.Store

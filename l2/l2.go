@@ -94,7 +94,7 @@ type Store struct {
 // ops are the operations Errors counts failures of, as Errors documents them.
 var ops = [...]string{
 	"get", "decode", "too_large", "put", "seed", "write_json", "ping",
-	"lock", "lock_no_ttl", "extend", "unlock", "hold", "clear_backoff", "meta", "publish", "watch",
+	"lock", "lock_no_ttl", "extend", "unlock", "hold", "clear_backoff", "meta", "publish", "watch", "ban", "bans",
 }
 
 // fail counts a failed op.
@@ -112,8 +112,9 @@ func (s *Store) fail(op string) {
 // or meta field read that was larger than MaxValueBytes, or a gzip value
 // that inflated past it: refused), put, seed, write_json, ping, lock,
 // lock_no_ttl (a refresh lock found without a TTL, given one), extend,
-// unlock, hold, clear_backoff, meta, publish and watch (a message on the
-// invalidate channel that was no usable announcement: dropped). Every
+// unlock, hold, clear_backoff, meta, publish, watch (a message on the
+// invalidate or bans channel that was no usable announcement: dropped), ban
+// (Ban or Unban) and bans (Bans, a read of the shared bans). Every
 // operation is in the map, failed or not.
 func (s *Store) Errors() map[string]uint64 {
 	out := make(map[string]uint64, len(ops))

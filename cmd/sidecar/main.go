@@ -392,6 +392,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer rdb.Close()
 		store := l2.New(l2.Config{Client: rdb, Prefix: cfg.keyPrefix, Encoding: cfg.l2Encoding, Timeout: cfg.l2Timeout, Logger: log})
 		ccfg.L2, ccfg.Coordinator = store, store // with the other sidecars on this Redis
+		ccfg.Gate = gate                         // and their bans of Binance hosts
 		hcfg.L2 = store
 	}
 	cache, err := symcache.New(ccfg)
