@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
@@ -16,6 +17,7 @@ import (
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/forward"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/l1"
 )
 
@@ -26,8 +28,8 @@ const (
 
 // forwarding serves a Cache of spot and USD-M over base and a Forwarder to
 // base, sharing one Gate, as cmd/sidecar wires them; with on false, no
-// Forwarder.
-func forwarding(t *testing.T, base string, on bool) *server {
+// Forwarder. now, if given, is the handler's clock.
+func forwarding(t *testing.T, base string, on bool, now ...func() time.Time) *server {
 	t.Helper()
 	gate := fetch.NewGate()
 	ccfg := symcache.Config{Upstreams: map[exchangeinfo.Market]symcache.Upstream{}, RefreshInterval: -1, Logger: discard()}
@@ -51,6 +53,9 @@ func forwarding(t *testing.T, base string, on bool) *server {
 	}
 	t.Cleanup(func() { c.Close() })
 	hcfg := httpapi.Config{Cache: c, Logger: discard(), L1: mem, Upstreams: ups}
+	if len(now) > 0 {
+		hcfg.Now = now[0]
+	}
 	if on {
 		bases := map[exchangeinfo.Market][]string{}
 		for _, m := range exchangeinfo.Markets() {
@@ -279,5 +284,37 @@ func TestForward_NotAnOpenProxy(t *testing.T) {
 		if r.Host != strings.TrimPrefix(up.URL, "http://") {
 			t.Errorf("upstream got %s with Host %q, want its own", r.RequestURI, r.Host)
 		}
+	}
+}
+
+// TestForward_UsedWeightOnCachedAnswers: an answer from the cache carries
+// the latest X-MBX-USED-WEIGHT-1M its Binance host sent, on the cache's own
+// fetch or on a forwarded request, while it is from the current minute.
+func TestForward_UsedWeightOnCachedAnswers(t *testing.T) {
+	up := fetchtest.NewUpstream(t)
+	up.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json"), Header: http.Header{"X-Mbx-Used-Weight-1m": {"20"}, "X-Mbx-Used-Weight": {"20"}}})
+	up.Set("/api/v3/ticker/price", fetchtest.Response{Body: []byte(`{"symbol":"BTCUSDT","price":"1.0"}`), Header: http.Header{"X-Mbx-Used-Weight-1m": {"77"}}})
+	var ahead atomic.Int64 // the handler's clock, ahead of the Gate's
+	srv := forwarding(t, up.URL, true, func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) })
+
+	weight := func(path string) (string, string) {
+		resp, _ := srv.get(path, nil)
+		return resp.Header.Get("X-Cache"), resp.Header.Get("X-Mbx-Used-Weight-1m") + "/" + resp.Header.Get("X-Mbx-Used-Weight")
+	}
+	if src, w := weight(spotPath); src != "MISS" || w != "20/20" {
+		t.Errorf("GET %s = %s weight %s, want MISS with the fetch's 20/20", spotPath, src, w)
+	}
+	if resp, _ := srv.get("/api/v3/ticker/price?symbol=BTCUSDT", nil); resp.Header.Get("X-Mbx-Used-Weight-1m") != "77" {
+		t.Errorf("forwarded answer weight %q, want Binance's 77", resp.Header.Get("X-Mbx-Used-Weight-1m"))
+	}
+	if src, w := weight(spotPath); src != "HIT-L1" || w != "77/77" {
+		t.Errorf("GET %s after a forwarded request = %s weight %s, want HIT-L1 with the host's latest 77/77", spotPath, src, w)
+	}
+	if src, w := weight("/v1/symbols/spot/BTCUSDT"); src != "HIT-L1" || w != "77/77" {
+		t.Errorf("GET /v1/symbols/spot/BTCUSDT = %s weight %s, want the host's latest 77/77", src, w)
+	}
+	ahead.Store(int64(time.Minute))
+	if src, w := weight(spotPath); src != "HIT-L1" || w != "/" {
+		t.Errorf("GET %s a minute later = %s weight %s, want no weight: it is not this minute's", spotPath, src, w)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/rules"
 )
 
@@ -107,6 +108,8 @@ type handler struct {
 	headers  preparedHeaders
 	deadline writeDeadline
 	notFound string // the message of a 404 for an unknown path; "" is "Not Found"
+	// ups are the markets' upstreams, for the used weight on data answers.
+	ups map[exchangeinfo.Market]UpstreamStats
 }
 
 // New returns the echo instance serving every route.
@@ -134,6 +137,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		now:      cfg.Now,
 		headers:  newPreparedHeaders(),
 		deadline: newWriteDeadline(cfg),
+		ups:      cfg.Upstreams,
 		counters: requestCounters{
 			vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "symcache_http_requests_total",
@@ -203,7 +207,8 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 
 // write sends a data answer made from res's snapshot with the caching
 // headers: X-Cache, Age, ETag, Last-Modified, Cache-Control (the remaining
-// freshness), and Warning when stale. A matching If-None-Match gets 304
+// freshness), Warning when stale, and X-MBX-USED-WEIGHT(-1M) when the
+// market's host reported its used weight in the current minute. A matching If-None-Match gets 304
 // before body is called. full says the answer is the snapshot's body: then it
 // goes gzip-compressed (computed once per snapshot) to clients that accept it
 // (see snapshotHeaders.gzipped), plain to others; other answers are
@@ -220,6 +225,14 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 	hdr["Age"] = seconds(ageValues, "", int64(max(s.Age(now), 0)/time.Second))
 	hdr["Cache-Control"] = seconds(maxAgeValues, "max-age=", int64(max(res.Expires.Sub(now), 0)/time.Second))
 	hdr["Last-Modified"] = prep.lastModified
+	if up := h.ups[s.Market()]; up != nil {
+		// What Binance would have said: a client's own limiter (go-binance
+		// reads it) sees the weight this IP has used this minute.
+		if w, at := up.UsedWeight(); fetch.SameMinute(at, now) {
+			v := seconds(ageValues, "", w)
+			hdr["X-Mbx-Used-Weight"], hdr["X-Mbx-Used-Weight-1m"] = v, v
+		}
+	}
 	gz := full && acceptsGzip(r.Header.Values("Accept-Encoding"))
 	switch {
 	case gz: // the gzip representation has a tag of its own
@@ -289,6 +302,12 @@ func (h *handler) readyz(c echo.Context) error {
 	}{ok, markets})
 }
 
+// unavailableMsg is the message of the 503 for an exchangeInfo that cannot
+// be served. It must not be one of the messages clients map to an error of
+// their own (ccxt: "System is under maintenance.", "Too many requests.
+// Please try again later.").
+const unavailableMsg = "No exchangeInfo can be served right now: Binance did not answer in time or refused, and nothing recent enough is cached. Please try again later."
+
 // handleError is the one place errors become statuses.
 func (h *handler) handleError(err error, c echo.Context) {
 	if c.Response().Committed || errors.Is(err, context.Canceled) {
@@ -308,7 +327,10 @@ func (h *handler) handleError(err error, c echo.Context) {
 	case errors.As(err, &ie):
 		status, body = http.StatusBadRequest, apiError{Code: -1130, Msg: fmt.Sprintf("Data sent for parameter '%s' is not valid: %s", ie.Field, ie.Msg)}
 	case errors.As(err, &ue):
-		status, body = http.StatusServiceUnavailable, apiError{Code: -1008, Msg: "No exchangeInfo can be served right now; please try again later."}
+		// -1007, Binance's "timeout waiting for the backend": the one code
+		// ccxt takes for a network-class failure (RequestTimeout) from any
+		// host; -1008 would be a plain ExchangeError there, never retried.
+		status, body = http.StatusServiceUnavailable, apiError{Code: -1007, Msg: unavailableMsg}
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int((ue.RetryAfter+time.Second-1)/time.Second)))
 	case errors.Is(err, symcache.ErrUnknownMarket):
 		status, body = http.StatusNotFound, apiError{Code: -1000, Msg: "This market is not served here."}

@@ -47,7 +47,7 @@ var (
 	descUpLatency = prometheus.NewDesc("symcache_upstream_request_duration_seconds",
 		"Time from sending a request to Binance to having read its whole answer, by market.", []string{"market"}, nil)
 	descUsedWeight = prometheus.NewDesc("symcache_upstream_used_weight",
-		"The last X-MBX-USED-WEIGHT-1M Binance sent (request weight used in the current minute by this IP), by market.", []string{"market"}, nil)
+		"The last X-MBX-USED-WEIGHT-1M the market's Binance host sent on any answer, fetched or forwarded (request weight used in that minute by this IP), by market.", []string{"market"}, nil)
 	descRedisErrors = prometheus.NewDesc("symcache_redis_errors_total",
 		"Failed Redis calls by operation (get, decode, put, seed, lock, unlock, hold, meta, publish, ...).", []string{"operation"}, nil)
 	descL1Bytes = prometheus.NewDesc("symcache_l1_bytes",

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/symcache/symcache"
@@ -85,10 +87,13 @@ type L2Stats interface {
 	Errors() map[string]uint64 // failed Redis calls by operation
 }
 
-// UpstreamStats is what the metrics read of a market's upstream client, as
-// *fetch.Client implements it.
+// UpstreamStats is what the metrics and the answers read of a market's
+// upstream client, as *fetch.Client implements it.
 type UpstreamStats interface {
 	Metrics() fetch.Metrics
+	// UsedWeight is the last X-MBX-USED-WEIGHT-1M of the market's Binance
+	// host, and when it came; zero values if none.
+	UsedWeight() (weight int64, at time.Time)
 }
 
 // tierStats are the tiers' counters, read once for an admin status or a
