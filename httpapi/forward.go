@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -29,9 +31,22 @@ var forwardMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, 
 func (h *handler) forwardRoutes(e *echo.Echo, fwd http.Handler) {
 	hf := func(c echo.Context) error {
 		// A forwarded answer comes at Binance's pace and may stream: the
-		// write deadline of a small answer (see count) does not apply.
+		// write deadline of a small answer (see count) does not apply while
+		// Binance is awaited. Each write has one of its own instead.
 		http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
-		fwd.ServeHTTP(c.Response(), c.Request())
+		if h.deadline.rate <= 0 {
+			fwd.ServeHTTP(c.Response(), c.Request())
+			return nil
+		}
+		w := &deadlineWriter{ResponseWriter: c.Response(), d: h.deadline}
+		defer func() {
+			// Also when the proxy ends the answer with a panic
+			// (http.ErrAbortHandler), as it does after a failed write.
+			if w.cut != nil {
+				h.deadline.cutOff(w.cut, c)
+			}
+		}()
+		fwd.ServeHTTP(w, c.Request())
 		return nil
 	}
 	for _, p := range forward.Prefixes {
@@ -74,3 +89,39 @@ func (fc forwardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descForwardedWeight, prometheus.GaugeValue, float64(w.Weight), w.Host)
 	}
 }
+
+// deadlineWriter gives each write of a forwarded answer a deadline of its
+// own: the grace plus its size at the least client rate. A client that
+// stops reading then holds the connection, and the request to Binance, that
+// long at most; one that reads steadily may take as long as the answer
+// streams.
+type deadlineWriter struct {
+	http.ResponseWriter
+	d   writeDeadline
+	cut error // the write that missed its deadline
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.d.setAt(w.ResponseWriter, len(p))
+	n, err := w.ResponseWriter.Write(p)
+	w.missed(err)
+	return n, err
+}
+
+// FlushError is what http.ResponseController's Flush calls (the
+// ReverseProxy flushes after the headers and while it streams).
+func (w *deadlineWriter) FlushError() error {
+	w.d.setAt(w.ResponseWriter, 0)
+	err := http.NewResponseController(w.ResponseWriter).Flush()
+	w.missed(err)
+	return err
+}
+
+func (w *deadlineWriter) missed(err error) {
+	if w.cut == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		w.cut = err
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/symcache/symcache/forward"
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l1"
 )
 
@@ -28,8 +30,8 @@ const (
 
 // forwarding serves a Cache of spot and USD-M over base and a Forwarder to
 // base, sharing one Gate, as cmd/sidecar wires them; with on false, no
-// Forwarder. now, if given, is the handler's clock.
-func forwarding(t *testing.T, base string, on bool, now ...func() time.Time) *server {
+// Forwarder. Each of opts changes the handler's Config.
+func forwarding(t *testing.T, base string, on bool, opts ...func(*httpapi.Config)) *server {
 	t.Helper()
 	gate := fetch.NewGate()
 	ccfg := symcache.Config{Upstreams: map[exchangeinfo.Market]symcache.Upstream{}, RefreshInterval: -1, Logger: discard()}
@@ -53,8 +55,8 @@ func forwarding(t *testing.T, base string, on bool, now ...func() time.Time) *se
 	}
 	t.Cleanup(func() { c.Close() })
 	hcfg := httpapi.Config{Cache: c, Logger: discard(), L1: mem, Upstreams: ups}
-	if len(now) > 0 {
-		hcfg.Now = now[0]
+	for _, o := range opts {
+		o(&hcfg)
 	}
 	if on {
 		bases := map[exchangeinfo.Market][]string{}
@@ -295,7 +297,9 @@ func TestForward_UsedWeightOnCachedAnswers(t *testing.T) {
 	up.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json"), Header: http.Header{"X-Mbx-Used-Weight-1m": {"20"}, "X-Mbx-Used-Weight": {"20"}}})
 	up.Set("/api/v3/ticker/price", fetchtest.Response{Body: []byte(`{"symbol":"BTCUSDT","price":"1.0"}`), Header: http.Header{"X-Mbx-Used-Weight-1m": {"77"}}})
 	var ahead atomic.Int64 // the handler's clock, ahead of the Gate's
-	srv := forwarding(t, up.URL, true, func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) })
+	srv := forwarding(t, up.URL, true, func(c *httpapi.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	})
 
 	weight := func(path string) (string, string) {
 		resp, _ := srv.get(path, nil)
@@ -316,5 +320,70 @@ func TestForward_UsedWeightOnCachedAnswers(t *testing.T) {
 	ahead.Store(int64(time.Minute))
 	if src, w := weight(spotPath); src != "HIT-L1" || w != "/" {
 		t.Errorf("GET %s a minute later = %s weight %s, want no weight: it is not this minute's", spotPath, src, w)
+	}
+}
+
+// TestForward_SlowClient: each write of a forwarded answer has a deadline
+// (the grace plus its size at the least client rate), so a client that
+// stops reading a long answer is cut off, counted, and its request to
+// Binance ends; a client that reads steadily gets the whole answer.
+func TestForward_SlowClient(t *testing.T) {
+	const size = 32 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	ended := make(chan error, 4) // each upstream answer's end: nil when whole
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				ended <- err
+				return
+			}
+		}
+		ended <- nil
+	}))
+	t.Cleanup(up.Close)
+	var logs testutil.LogBuffer
+	srv := forwarding(t, up.URL, true, func(c *httpapi.Config) {
+		c.MinClientRate, c.WriteGrace, c.Logger = 1<<20, 500*time.Millisecond, logs.Logger()
+	})
+
+	resp, body := srv.get("/api/v3/klines", nil)
+	if resp.StatusCode != http.StatusOK || len(body) != size {
+		t.Fatalf("GET /api/v3/klines = %d, %d bytes; want 200 and %d bytes", resp.StatusCode, len(body), size)
+	}
+	if err := <-ended; err != nil {
+		t.Fatalf("the upstream's answer to a steady reader ended with %v", err)
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(conn, "GET /api/v3/klines HTTP/1.1\r\nHost: symcache\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select { // the client reads nothing
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the whole answer went to a client that reads nothing")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream request of a client that reads nothing still runs after 20s")
+	}
+	waitFor(t, "the cut to be counted", func() bool { return slowClients(t, srv) == 1 })
+	if n := logs.Count(t, "level", "WARN", "msg", "client too slow: answer cut off", "path", "/api/v3/klines"); n != 1 {
+		t.Errorf("warnings of the cut = %d, want 1:\n%s", n, logs.String())
+	}
+}
+
+// waitFor polls ok for 10s at most.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
 	}
 }

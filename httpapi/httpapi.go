@@ -81,7 +81,8 @@ type Config struct {
 	// /fapi/, /dapi/) that no cached path answers: a *forward.Forwarder.
 	// The cached paths, /v1/, /healthz, /readyz, /metrics and /admin/ are
 	// never forwarded; any other path is a 404 whose message names the
-	// prefixes. Forwarded answers have no write deadline (MinClientRate).
+	// prefixes. A forwarded answer streams at Binance's pace: each of its
+	// writes, not the whole, has WriteGrace plus its size at MinClientRate.
 	// If nil, nothing is forwarded: those paths are 404s too.
 	Forward http.Handler
 	// ForwardStats is the forwarder whose counters /metrics shows
