@@ -74,6 +74,7 @@ type config struct {
 	minClientRate int64         // bytes a second (httpapi.Config.MinClientRate)
 	drainTimeout  time.Duration // how long a stop waits for answers in flight
 	forward       bool          // send what is not cached on to Binance (forward.Prefixes)
+	fwdTimeout    time.Duration // forward.Config.Timeout
 }
 
 // settingError is a bad configuration value; its text names the setting.
@@ -114,6 +115,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		maxLoss    = fs.String("max-symbol-loss", cmp.Or(getenv("SYMCACHE_MAX_SYMBOL_LOSS"), "0.5"), "reject an answer that lost more than this fraction of the last good symbols; 1 = accept any [SYMCACHE_MAX_SYMBOL_LOSS]")
 		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
 		forwardOn  = fs.String("forward", cmp.Or(getenv("SYMCACHE_FORWARD"), "on"), "on or off: forward the requests under /api/, /sapi/, /fapi/ and /dapi/ that are not cached to the market's Binance base URL; off answers them 404 [SYMCACHE_FORWARD]")
+		fwdTimeout = fs.String("forward-timeout", cmp.Or(getenv("SYMCACHE_FORWARD_TIMEOUT"), "10s"), "how long a forwarded request waits for Binance's answer to begin; then 504 (-1007 once sent: its outcome is unknown) [SYMCACHE_FORWARD_TIMEOUT]")
 		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -205,6 +207,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if cfg.drainTimeout, err = positiveDuration(*drainLimit); err != nil {
 		return config{}, &settingError{name("drain-timeout", "SYMCACHE_DRAIN_TIMEOUT"), err.Error()}
+	}
+	if cfg.fwdTimeout, err = positiveDuration(*fwdTimeout); err != nil {
+		return config{}, &settingError{name("forward-timeout", "SYMCACHE_FORWARD_TIMEOUT"), err.Error()}
 	}
 	switch *forwardOn {
 	case "on":
@@ -354,7 +359,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.forward {
 		// The same Gate as the cache's fetches: a 429 or 418 seen by either
 		// stops both from asking that host.
-		fwd, err := forward.New(forward.Config{BaseURLs: cfg.baseURLs, Gate: gate, Logger: log})
+		fwd, err := forward.New(forward.Config{BaseURLs: cfg.baseURLs, Gate: gate, Timeout: cfg.fwdTimeout, Logger: log})
 		if err != nil {
 			return err
 		}

@@ -67,6 +67,8 @@ func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
 		{"client rate flag", nil, []string{"-min-client-rate", "-1"}, "-min-client-rate"},
 		{"bad drain timeout", map[string]string{"SYMCACHE_DRAIN_TIMEOUT": "15"}, nil, "SYMCACHE_DRAIN_TIMEOUT"},
 		{"zero drain timeout", nil, []string{"-drain-timeout", "0s"}, "-drain-timeout"},
+		{"bad forward timeout", map[string]string{"SYMCACHE_FORWARD_TIMEOUT": "soon"}, nil, "SYMCACHE_FORWARD_TIMEOUT"},
+		{"negative forward timeout", nil, []string{"-forward-timeout", "-1s"}, "-forward-timeout"},
 		{"token with a newline", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2\n"}, nil, "SYMCACHE_ADMIN_TOKEN"},
 		{"token file missing", map[string]string{"SYMCACHE_ADMIN_TOKEN_FILE": "/nonexistent/symcache/token"}, nil, "SYMCACHE_ADMIN_TOKEN_FILE"},
 		{"token and token file", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2", "SYMCACHE_ADMIN_TOKEN_FILE": "/etc/hostname"}, nil, "SYMCACHE_ADMIN_TOKEN and SYMCACHE_ADMIN_TOKEN_FILE"},
@@ -108,7 +110,7 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 		"SYMCACHE_ADDR", "REDIS_URL", "SYMCACHE_MARKETS", "BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL",
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
 		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
-		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE", "SYMCACHE_FORWARD",
+		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE", "SYMCACHE_FORWARD", "SYMCACHE_FORWARD_TIMEOUT",
 		"REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
 		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`, `"65536"`, `"15s"`,
 	} {
@@ -144,13 +146,16 @@ func TestParseConfig_FlagsWinOverEnv(t *testing.T) {
 	if got := cfg.baseURLs[exchangeinfo.COINM]; len(got) != 1 || got[0] != "https://dapi.binance.com" {
 		t.Errorf("coinm base URLs = %v, want the default", got)
 	}
-	if cfg.minClientRate != 65536 || cfg.drainTimeout != 15*time.Second {
-		t.Errorf("min client rate, drain timeout = %d, %v; want the defaults 65536, 15s", cfg.minClientRate, cfg.drainTimeout)
+	if cfg.minClientRate != 65536 || cfg.drainTimeout != 15*time.Second || cfg.fwdTimeout != 10*time.Second {
+		t.Errorf("min client rate, drain timeout, forward timeout = %d, %v, %v; want the defaults 65536, 15s, 10s", cfg.minClientRate, cfg.drainTimeout, cfg.fwdTimeout)
 	}
 
-	env = map[string]string{"SYMCACHE_MIN_CLIENT_RATE": "1048576", "SYMCACHE_DRAIN_TIMEOUT": "40s"}
+	env = map[string]string{"SYMCACHE_MIN_CLIENT_RATE": "1048576", "SYMCACHE_DRAIN_TIMEOUT": "40s", "SYMCACHE_FORWARD_TIMEOUT": "3s"}
 	if cfg, err = parseConfig([]string{"-drain-timeout", "25s"}, envFunc(env), io.Discard); err != nil {
 		t.Fatal(err)
+	}
+	if cfg.fwdTimeout != 3*time.Second {
+		t.Errorf("forward timeout = %v, want 3s (environment)", cfg.fwdTimeout)
 	}
 	if cfg.minClientRate != 1<<20 || cfg.drainTimeout != 25*time.Second {
 		t.Errorf("min client rate, drain timeout = %d, %v; want 1048576 (environment), 25s (flag)", cfg.minClientRate, cfg.drainTimeout)
