@@ -219,7 +219,8 @@ func (a *admin) refresh(c echo.Context) error {
 		}
 		c.Response().Header().Set("Retry-After", wait)
 		return &apiError{Status: http.StatusServiceUnavailable, Code: -1003,
-			Msg: fmt.Sprintf("Binance is not asked for %s before %s (%v); retry after %ss.", m, be.Until.UTC().Format(time.RFC3339), why, wait)}
+			Msg:   fmt.Sprintf("Binance is not asked for %s before %s (%v); retry after %ss.", m, be.Until.UTC().Format(time.RFC3339), why, wait),
+			cause: be}
 	case errors.Is(err, context.Canceled):
 		return err // the client went away; the fetch goes on
 	case err != nil:

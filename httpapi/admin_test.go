@@ -353,7 +353,8 @@ func TestAdmin_Refresh_Backoff(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, tt.withRedis)
-			srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken})
+			var logs testutil.LogBuffer
+			srv := w.adminServer(httpapi.Config{Cache: w.cache(), AdminToken: adminToken, Logger: logs.Logger()})
 			w.upstream.Set(spotPath, fetchtest.Response{
 				Status: tt.status,
 				Header: http.Header{"Retry-After": {"120"}},
@@ -382,6 +383,14 @@ func TestAdmin_Refresh_Backoff(t *testing.T) {
 				if n := w.upstream.Requests(spotPath); n != 1 {
 					t.Errorf("%s: upstream requests = %d, want 1 (none during the backoff)", what, n)
 				}
+			}
+			// Expected, not a failure: the refusals are warnings; the one
+			// error is the GET that nothing could answer.
+			if n := logs.Count(t, "level", "WARN", "msg", "request refused during a backoff", "path", "/admin/refresh/spot"); n != 2 {
+				t.Errorf("warnings of the refused refreshes = %d, want 2:\n%s", n, logs.String())
+			}
+			if n := logs.Count(t, "level", "ERROR"); n != 1 {
+				t.Errorf("error records = %d, want 1 (the GET):\n%s", n, logs.String())
 			}
 			if tt.withRedis {
 				return // the backoff shared in Redis runs on Redis' clock, not the test's

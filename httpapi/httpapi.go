@@ -97,7 +97,11 @@ type apiError struct {
 	Status int    `json:"-"`
 	Code   int    `json:"code"`
 	Msg    string `json:"msg"`
+	// cause is the error behind the answer, if any, for errors.As.
+	cause error
 }
+
+func (e *apiError) Unwrap() error { return e.cause }
 
 func (e *apiError) Error() string { return fmt.Sprintf("binance error %d: %s", e.Code, e.Msg) }
 
@@ -343,7 +347,13 @@ func (h *handler) handleError(err error, c echo.Context) {
 	case errors.As(err, &he):
 		status, body = he.Code, apiError{Code: -1000, Msg: fmt.Sprint(he.Message)}
 	}
-	if status >= 500 {
+	var be *symcache.BackoffError
+	switch {
+	case status >= 500 && errors.As(err, &be):
+		// An admin refresh refused during a backoff: expected, and the
+		// failure behind the backoff was logged when it happened.
+		h.log.Warn("request refused during a backoff", "path", c.Request().URL.Path, "status", status, "err", err)
+	case status >= 500:
 		h.log.Error("request failed", "path", c.Request().URL.Path, "status", status, "err", err)
 	}
 	if c.Request().Method == http.MethodHead {
