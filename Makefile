@@ -5,9 +5,9 @@
 # with the 60 s chaos run. `make unit` is the Go tests alone (about 5 min).
 GO ?= go
 
-.PHONY: test unit deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check
+.PHONY: test unit deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check compat
 
-test: unit check-dockerfile check-manifests chaos
+test: unit compat check-dockerfile check-manifests chaos
 
 unit: deps vet fmt-check compare-check
 	$(GO) test -race -count=1 ./...
@@ -20,6 +20,24 @@ compare-check:
 
 bench-compare:
 	cd bench/compare && ./run.sh
+
+# compat/ is a module of its own too (the Binance clients it tests stay out
+# of symcache's go.mod): go-binance, ccxt and @binance/connector (Node,
+# pinned by compat/node/package-lock.json) with the sidecar as their one
+# base URL, and two sidecars sharing a ban through a real redis-server
+# (deps), about 20 s. npm ci runs when node_modules is missing or the lock
+# changed. The tests mostly wait (for processes, for a Retry-After, for the
+# 10 s between admin refreshes), so more of them run at once than there are
+# CPUs.
+compat: deps compat/node/node_modules/.package-lock.json
+	cd compat && $(GO) vet ./... && out=$$(gofmt -l $$(find . -name node_modules -prune -o -name '*.go' -print)) && \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	cd compat && $(GO) test -count=1 -parallel 8 ./...
+
+compat/node/node_modules/.package-lock.json: compat/node/package.json compat/node/package-lock.json
+	@if command -v npm >/dev/null; then cd compat/node && npm ci --ignore-scripts --no-audit --no-fund; \
+	elif [ "$$CI" = true ]; then echo "npm not found: the Node.js compatibility tests need Node.js 20+ and npm"; exit 1; \
+	else echo "npm not found: the Node.js compatibility tests will be skipped"; fi
 
 deps:
 	@./scripts/ensure-redis.sh
