@@ -64,6 +64,11 @@ import (
 // COIN-M futures. Read it; do not modify it.
 var Prefixes = []string{"/api/", "/sapi/", "/fapi/", "/dapi/"}
 
+// Methods are the methods a Forwarder sends on: Binance's REST API uses
+// GET, POST, PUT and DELETE; HEAD, PATCH and OPTIONS go too. Any other
+// (CONNECT, TRACE) is answered 405 here. Read it; do not modify it.
+var Methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions}
+
 // prefixMarkets maps each of Prefixes to its market.
 var prefixMarkets = map[string]exchangeinfo.Market{
 	"/api/":  exchangeinfo.Spot,
@@ -231,14 +236,27 @@ func (f *Forwarder) route(path string) (ts []target, ok bool) {
 }
 
 // rawPath is r's path exactly as the client sent it: the request line's
-// target up to the query. An absolute-form target (GET http://host/path)
-// gives its path, as net/http parsed it; its host is ignored.
+// target up to the query, never decoded. An absolute-form target (GET
+// http://host/path, or scheme:path) gives its path as sent too; its host is
+// ignored.
 func rawPath(r *http.Request) string {
-	if strings.HasPrefix(r.RequestURI, "/") {
-		p, _, _ := strings.Cut(r.RequestURI, "?")
-		return p
+	target := r.RequestURI
+	if target == "" { // a request made in this process, not read from a client
+		return r.URL.EscapedPath()
 	}
-	return r.URL.EscapedPath()
+	if !strings.HasPrefix(target, "/") {
+		_, rest, _ := strings.Cut(target, ":")
+		if authority, ok := strings.CutPrefix(rest, "//"); ok {
+			rest = ""
+			if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+				rest = authority[i:]
+			}
+		}
+		target = rest
+	}
+	p, _, _ := strings.Cut(target, "?")
+	p, _, _ = strings.Cut(p, "#")
+	return p
 }
 
 // attempt is one forwarded request's state, shared by ServeHTTP, the
@@ -250,6 +268,7 @@ type attempt struct {
 	clientAuth bool // the client sent an Authorization: a base URL's userinfo never replaces it
 	start      time.Time
 
+	tried  bool   // the round trip began: a base URL may have been written to
 	host   string // the gate host of the base URL last tried
 	status int    // the answer's status, or the status answered here
 	code   string // the metrics' code label
@@ -267,8 +286,19 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, -1000, "Not Found. The symcache sidecar forwards only "+strings.Join(Prefixes, ", ")+" to Binance.")
 		return
 	}
-	if strings.ContainsFunc(path, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+	if !slices.Contains(Methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(Methods, ", "))
+		writeError(w, http.StatusMethodNotAllowed, -1000, "Method Not Allowed.")
+		return
+	}
+	// A query or path goes out as it came, never re-encoded (signatures
+	// are computed over it): what would break the request line is refused.
+	if strings.ContainsFunc(path, illegal) {
 		writeError(w, http.StatusBadRequest, -1000, "Illegal characters in the path.")
+		return
+	}
+	if strings.ContainsFunc(r.URL.RawQuery, illegal) {
+		writeError(w, http.StatusBadRequest, -1000, "Illegal characters in the query string.")
 		return
 	}
 	at := &attempt{
@@ -297,6 +327,10 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.log.Debug("forwarded", "method", r.Method, "path", at.path, "status", at.status, "duration", time.Since(at.start), "host", at.host)
 	}
 }
+
+// illegal reports the characters that may not go raw in a request line:
+// controls, space and DEL.
+func illegal(c rune) bool { return c <= ' ' || c == 0x7f }
 
 // rewrite makes the request to the first base URL (the ReverseProxy's
 // Rewrite). The ReverseProxy has removed the hop-by-hop headers and
@@ -384,6 +418,7 @@ type roundTripper struct{ f *Forwarder }
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := rt.f
 	at := req.Context().Value(attemptKey{}).(*attempt)
+	at.tried = true
 	var err error
 	for i, t := range at.targets {
 		if i > 0 {
@@ -487,11 +522,14 @@ func (f *Forwarder) failed(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &be):
 		f.answerBlocked(w, r, at, be.code, be.until)
 		return
-	case r.Context().Err() != nil:
-		at.code = "canceled" // the client hung up: there is no one to answer
-		f.log.Debug("forwarded request canceled by the client", "method", r.Method, "path", at.path, "host", at.host, "duration", time.Since(at.start))
+	case !errors.As(err, &se) && !at.tried:
+		// The ReverseProxy refused the request before any round trip (an
+		// Upgrade to an unprintable protocol, say): nothing was sent.
+		at.status, at.code = http.StatusBadRequest, "refused"
+		f.log.Debug("forward refused: malformed request", "method", r.Method, "path", at.path, "err", err)
+		writeError(w, http.StatusBadRequest, -1000, "Malformed request; it was not sent to Binance.")
 		return
-	case !errors.As(err, &se):
+	case se == nil:
 		se = &sendError{host: at.host, sent: true, err: err}
 	}
 	status, code, msg := http.StatusBadGateway, -1006, "An unexpected response was received from the message bus. Execution status unknown."
@@ -507,6 +545,15 @@ func (f *Forwarder) failed(w http.ResponseWriter, r *http.Request, err error) {
 		msg += " (symcache sidecar: the request was sent to " + se.host + ", and no answer came.)"
 	}
 	at.status, at.code = status, "error"
+	if r.Context().Err() != nil {
+		// The client hung up, or half-closed its side, or its request's
+		// body did not come in time (the server's ReadTimeout). One still
+		// listening gets the answer; for one gone, the write fails.
+		at.code = "canceled"
+		f.log.Debug("forwarded request canceled on the client's side", "method", r.Method, "path", at.path, "host", at.host, "sent", se.sent, "duration", time.Since(at.start))
+		writeError(w, status, code, msg)
+		return
+	}
 	if se.timeout {
 		at.code = "timeout"
 	}

@@ -620,3 +620,114 @@ func TestForwarder_BaseURLUserinfo(t *testing.T) {
 		t.Errorf("second request's Authorization = %q, want the client's", a)
 	}
 }
+
+// TestForwarder_RequestLine: what the request line holds decides alone, as
+// sent: a method that is not forwarded is a 405 with Allow; an absolute-form
+// target is routed by its path as sent, never decoded (so /%61pi/ is no
+// /api/), and its host is ignored; a query that would break the request
+// line is refused, never re-encoded. None of them reaches Binance but the
+// one that is valid.
+func TestForwarder_RequestLine(t *testing.T) {
+	up := fetchtest.NewUpstream(t)
+	up.Set("/api/v3/time", fetchtest.Response{Body: []byte(`{"serverTime":1}`)})
+	url, f := proxy(t, forward.Config{}, up.URL)
+	addr := strings.TrimPrefix(url, "http://")
+	for _, tt := range []struct {
+		request string
+		status  int
+	}{
+		{"CONNECT /api/v3/order?a=1 HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusMethodNotAllowed},
+		{"PROPFIND /api/v3/time HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusMethodNotAllowed},
+		{"GET http://elsewhere.test/%61pi/v3/time\" HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
+		{"GET a:/%61pi/v3/time\" HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
+		{"GET http://elsewhere.test/api/v3/time?x=1 HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n", http.StatusOK},
+	} {
+		resp := rawDo(t, addr, tt.request)
+		if resp.StatusCode != tt.status {
+			t.Errorf("%q = %d, want %d", tt.request, resp.StatusCode, tt.status)
+		}
+		if tt.status == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != strings.Join(forward.Methods, ", ") {
+			t.Errorf("%q: Allow %q, want the forwarded methods", tt.request, resp.Header.Get("Allow"))
+		}
+	}
+	got := up.Received()
+	if len(got) != 1 || got[0].RequestURI != "/api/v3/time?x=1" {
+		t.Errorf("upstream got %v, want one GET /api/v3/time?x=1", got)
+	}
+
+	// A space in the query cannot come over HTTP/1.1, but a router or
+	// HTTP/2 may hand one over.
+	req := httptest.NewRequest(http.MethodGet, "/api/v3/time", nil)
+	req.URL.RawQuery, req.RequestURI = "symbol=BTC USDT", "/api/v3/time?symbol=BTC USDT"
+	rec := httptest.NewRecorder()
+	f.ServeHTTP(rec, req)
+	if code, _ := binanceError(t, rec.Body.Bytes()); rec.Code != http.StatusBadRequest || code != -1000 {
+		t.Errorf("a query with a space = %d %s, want 400 -1000", rec.Code, rec.Body)
+	}
+	if n := len(up.Received()); n != 1 {
+		t.Errorf("upstream got %d requests in all, want 1", n)
+	}
+}
+
+// TestForwarder_ClientHalfCloses: a client that half-closes its side after
+// its request (its context ends) but still listens gets the Forwarder's
+// answer, never an empty 200: 502, -1006 (outcome unknown) when the order
+// reached Binance, -1001 (not sent) when the client's end came first.
+func TestForwarder_ClientHalfCloses(t *testing.T) {
+	release := make(chan struct{})
+	var received atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.Add(1)
+		<-release // answers only once the client's context has ended
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) })
+	url, _ := proxy(t, forward.Config{}, up.URL)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /api/v3/order?symbol=BTCUSDT HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer after the half-close: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	code, _ := binanceError(t, body)
+	if resp.StatusCode != http.StatusBadGateway || code != -1001 && code != -1006 {
+		t.Fatalf("answer after the half-close = %d %s, want 502 -1001 or -1006", resp.StatusCode, body)
+	}
+	// What it says agrees with what Binance got.
+	deadline := time.Now().Add(time.Second)
+	for code == -1006 && received.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := received.Load(); code == -1006 && got != 1 || code == -1001 && got != 0 {
+		t.Errorf("answer %d, and Binance got %d requests", code, got)
+	}
+}
+
+// rawDo writes request to addr as is and reads the answer.
+func rawDo(t *testing.T, addr, request string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", request, err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp
+}

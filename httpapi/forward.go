@@ -19,11 +19,6 @@ type ForwardStats interface {
 	Metrics() forward.Metrics
 }
 
-// forwardMethods are the methods forwarded: Binance's REST API uses GET,
-// POST, PUT and DELETE; HEAD, PATCH and OPTIONS go too. CONNECT and TRACE
-// never do (405).
-var forwardMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions}
-
 // forwardRoutes routes every path under forward.Prefixes to fwd. The cached
 // paths are static routes, which echo prefers to these wildcards, so they
 // stay answered from the cache (GET and HEAD; another method on them is
@@ -50,7 +45,7 @@ func (h *handler) forwardRoutes(e *echo.Echo, fwd http.Handler) {
 		return nil
 	}
 	for _, p := range forward.Prefixes {
-		e.Match(forwardMethods, p+"*", hf)
+		e.Match(forward.Methods, p+"*", hf) // others: echo's 405
 	}
 	h.notFound = "Not Found. This sidecar answers " + strings.Join(cachedPaths(), ", ") + " and /v1/symbols/ from its cache, and forwards " + strings.Join(forward.Prefixes, ", ") + " to Binance."
 }
