@@ -20,6 +20,7 @@ import (
 
 	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/version"
 )
 
@@ -48,6 +49,7 @@ type admin struct {
 	l1       L1Stats
 	l2       L2Stats
 	ups      map[exchangeinfo.Market]UpstreamStats
+	gate     *fetch.Gate // nil: no bans shown
 	served   map[exchangeinfo.Market]bool
 	every    time.Duration // between two admin refreshes of a market
 	log      *slog.Logger
@@ -68,6 +70,7 @@ func newAdmin(cfg Config) (*admin, error) {
 		l1:      cfg.L1,
 		l2:      cfg.L2,
 		ups:     cfg.Upstreams,
+		gate:    cfg.Gate,
 		every:   cmp.Or(cfg.AdminRefreshEvery, 10*time.Second),
 		log:     cfg.Logger,
 		now:     cfg.Now,
@@ -301,6 +304,17 @@ type statusAnswer struct {
 	Admin   adminSettings  `json:"admin"`
 	Tiers   *tierStats     `json:"tiers,omitempty"` // when the tiers were given
 	Markets []marketStatus `json:"markets"`
+	// Bans are the Binance hosts nothing is sent to now, after a 429 or
+	// 418 (this sidecar's, or another's on the same Redis); omitted
+	// without a Gate.
+	Bans *[]banStatus `json:"bans,omitempty"`
+}
+
+type banStatus struct {
+	Host              string    `json:"host"`
+	Status            int       `json:"status"` // 429 or 418
+	Until             time.Time `json:"until"`
+	RetryAfterSeconds int64     `json:"retry_after_seconds"` // as a forwarded request is told
 }
 
 type processStatus struct {
@@ -354,6 +368,14 @@ func (a *admin) status(c echo.Context) error {
 		Markets: []marketStatus{},
 	}
 	ans.Tiers = readTiers(a.l1, a.l2)
+	if a.gate != nil {
+		bans := []banStatus{}
+		real := time.Now() // the Gate's clock
+		for _, b := range a.gate.Blocks(real) {
+			bans = append(bans, banStatus{Host: b.Host, Status: b.Code, Until: b.Until.UTC(), RetryAfterSeconds: int64((b.Until.Sub(real) + time.Second - 1) / time.Second)})
+		}
+		ans.Bans = &bans
+	}
 	a.mu.Lock()
 	last := make(map[exchangeinfo.Market]time.Time, len(a.last))
 	for m, t := range a.last {

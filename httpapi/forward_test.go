@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -54,7 +55,7 @@ func forwarding(t *testing.T, base string, on bool, opts ...func(*httpapi.Config
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hcfg := httpapi.Config{Cache: c, Logger: discard(), L1: mem, Upstreams: ups}
+	hcfg := httpapi.Config{Cache: c, Logger: discard(), L1: mem, Upstreams: ups, Gate: gate}
 	for _, o := range opts {
 		o(&hcfg)
 	}
@@ -182,12 +183,32 @@ func TestForward_Off(t *testing.T) {
 func TestForward_SharedGate(t *testing.T) {
 	up := fetchtest.NewUpstream(t)
 	up.Set("/api/v3/order", fetchtest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"60"}}, Body: []byte(`{"code":-1003,"msg":"Too many requests."}`)})
-	srv := forwarding(t, up.URL, true)
+	srv := forwarding(t, up.URL, true, func(c *httpapi.Config) { c.AdminToken = adminToken })
 	if resp, _ := srv.do(http.MethodPost, "/api/v3/order?a=1", nil); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("POST = %d, want Binance's 429", resp.StatusCode)
 	}
+	// The operator sees the ban.
+	host := strings.TrimPrefix(up.URL, "http://")
+	var st struct {
+		Bans []struct {
+			Host              string    `json:"host"`
+			Status            int       `json:"status"`
+			Until             time.Time `json:"until"`
+			RetryAfterSeconds int64     `json:"retry_after_seconds"`
+		} `json:"bans"`
+	}
+	resp, body := srv.get("/admin/status", withToken)
+	if err := json.Unmarshal(body, &st); resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("GET /admin/status = %d %v", resp.StatusCode, err)
+	}
+	if len(st.Bans) != 1 || st.Bans[0].Host != host || st.Bans[0].Status != 429 || st.Bans[0].RetryAfterSeconds < 55 || st.Bans[0].RetryAfterSeconds > 60 {
+		t.Errorf("GET /admin/status bans = %+v, want %s's 429 for ~60s", st.Bans, host)
+	}
+	if left := scrape(t, srv)[`symcache_upstream_blocked_seconds{code="429",host="`+host+`"}`]; left < 55 || left > 60 {
+		t.Errorf("symcache_upstream_blocked_seconds = %v, want ~60", left)
+	}
 	before := len(up.Received())
-	resp, body := srv.get("/fapi/v1/depth?symbol=BTCUSDT", nil)
+	resp, body = srv.get("/fapi/v1/depth?symbol=BTCUSDT", nil)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("GET /fapi/v1/depth while blocked = %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

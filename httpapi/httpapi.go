@@ -50,6 +50,10 @@ type Config struct {
 	L1        L1Stats
 	L2        L2Stats
 	Upstreams map[exchangeinfo.Market]UpstreamStats
+	// Gate is the fetch.Gate the Upstreams and Forward block Binance's hosts
+	// in: /admin/status lists its bans, and /metrics has
+	// symcache_upstream_blocked_seconds. If nil, neither.
+	Gate *fetch.Gate
 	// Logger receives one line per failed (5xx) request, and one per client
 	// cut off for reading too slowly (MinClientRate). If nil, slog.Default().
 	Logger *slog.Logger
@@ -157,7 +161,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	if err := cfg.Registry.Register(h.deadline.slow); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
-	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache, l1: cfg.L1, l2: cfg.L2, upstreams: cfg.Upstreams}); err != nil {
+	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache, l1: cfg.L1, l2: cfg.L2, upstreams: cfg.Upstreams, gate: cfg.Gate}); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 	}
 	if cfg.ForwardStats != nil {

@@ -980,12 +980,14 @@ func TestMetrics_Documented(t *testing.T) {
 		Header: http.Header{"X-Mbx-Used-Weight-1m": {"12"}},
 	})
 	w.upstream.Set("/api/v3/ping", fetchtest.Response{Body: []byte(`{}`), Header: http.Header{"X-Mbx-Used-Weight-1m": {"2"}}})
+	w.upstream.Set("/sapi/v1/limited", fetchtest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"30"}}})
 	c := w.cache()
-	fwd, err := forward.New(forward.Config{BaseURLs: map[exchangeinfo.Market][]string{exchangeinfo.Spot: {w.upstream.URL}}, Logger: discard()})
+	gate := fetch.NewGate()
+	fwd, err := forward.New(forward.Config{BaseURLs: map[exchangeinfo.Market][]string{exchangeinfo.Spot: {w.upstream.URL}}, Gate: gate, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, Forward: fwd, ForwardStats: fwd}))
+	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, Forward: fwd, ForwardStats: fwd, Gate: gate}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -995,6 +997,7 @@ func TestMetrics_Documented(t *testing.T) {
 	srv.get(usdmPath, nil)
 	srv.get(usdmPath, nil)
 	srv.get("/api/v3/ping", nil)
+	srv.get("/sapi/v1/limited", nil) // the host is blocked: last
 	exported := map[string]bool{}
 	for series := range scrape(t, srv) {
 		name, _, _ := strings.Cut(series, "{")

@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/version"
 )
 
@@ -29,6 +33,7 @@ type cacheCollector struct {
 	l1        L1Stats
 	l2        L2Stats
 	upstreams map[exchangeinfo.Market]UpstreamStats
+	gate      *fetch.Gate // nil: no bans
 }
 
 var (
@@ -48,6 +53,8 @@ var (
 		"Time from sending a request to Binance to having read its whole answer, by market.", []string{"market"}, nil)
 	descUsedWeight = prometheus.NewDesc("symcache_upstream_used_weight",
 		"The last X-MBX-USED-WEIGHT-1M the market's Binance host sent on any answer, fetched or forwarded (request weight used in that minute by this IP), by market.", []string{"market"}, nil)
+	descBlocked = prometheus.NewDesc("symcache_upstream_blocked_seconds",
+		"Seconds until a Binance host may be asked again after its 429 or 418 (this sidecar's, or another's on the same Redis), by host and status; absent when not blocked.", []string{"host", "code"}, nil)
 	descRedisErrors = prometheus.NewDesc("symcache_redis_errors_total",
 		"Failed Redis calls by operation (get, decode, put, seed, lock, unlock, hold, meta, publish, ...).", []string{"operation"}, nil)
 	descL1Bytes = prometheus.NewDesc("symcache_l1_bytes",
@@ -73,7 +80,7 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated, descDiskErrors} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descBlocked, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated, descDiskErrors} {
 		ch <- d
 	}
 }
@@ -95,6 +102,12 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 			if !u.UsedWeightAt.IsZero() {
 				ch <- prometheus.MustNewConstMetric(descUsedWeight, prometheus.GaugeValue, float64(u.UsedWeight), m)
 			}
+		}
+	}
+	if cc.gate != nil {
+		now := time.Now() // the Gate's clock
+		for _, b := range cc.gate.Blocks(now) {
+			ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.GaugeValue, b.Until.Sub(now).Seconds(), b.Host, strconv.Itoa(b.Code))
 		}
 	}
 	if t := readTiers(cc.l1, cc.l2); t != nil {

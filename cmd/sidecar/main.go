@@ -355,7 +355,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		ups[m], upStats[m] = c, c
 	}
-	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats, MinClientRate: cfg.minClientRate}
+	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats, Gate: gate, MinClientRate: cfg.minClientRate}
 	if cfg.forward {
 		// The same Gate as the cache's fetches: a 429 or 418 seen by either
 		// stops both from asking that host.
