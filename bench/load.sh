@@ -5,7 +5,10 @@
 # replay, the sidecar, nginx (static files, gzip_static) and Varnish (cache in
 # front of nginx) on free loopback ports, pins the servers to CPU 0 and wrk to
 # CPU 1, and measures each case against each server, interleaved, REPEATS
-# times. Prints a markdown report and writes it to bench/results/.
+# times. The forwarding cases (forward, forward-1) measure instead a small GET
+# the sidecar forwards to a fake Binance (bench/load fakebinance, the sidecar's
+# spot base URL) against nginx's proxy_pass to the same fake and against the
+# fake asked directly. Prints a markdown report and writes it to bench/results/.
 # Everything it starts is stopped on exit (trap); it never uses the system
 # nginx/varnish services.
 #
@@ -13,10 +16,13 @@
 #   DURATION=5s     wrk time per run          REPEATS=3      interleaved rounds
 #   CONNS=16        wrk -c                    THREADS=1      wrk -t
 #   WARMUP=1s       one warm-up run per case and server (0 = none)
-#   CASES="spot-plain spot-gzip usdm-gzip symbol query-symbol spot-304"
+#   CASES="spot-plain spot-gzip usdm-gzip symbol query-symbol spot-304 forward forward-1"
 #   SERVERS="symcache nginx varnish"  add gobaseline for the floor of a plain
 #                   Go net/http server serving the same bytes from memory
 #                   (shown in the table, never counted as a peer)
+#   FWD_SERVERS="symcache nginx direct"  the forwarding cases' servers; add
+#                   goproxy for the floor of a Go forwarder (a bare
+#                   httputil.ReverseProxy to the same fake; never a peer)
 #   BUILD_FROM=dir  build the sidecar and replay from another checkout
 #                   (e.g. a `git archive HEAD` copy while the tree is mid-edit)
 #   RESULTS_DIR=bench/results                 KEEP_TMP=1 keeps the temp dir
@@ -32,8 +38,9 @@ REPEATS=${REPEATS:-3}
 CONNS=${CONNS:-16}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1s}
-CASES=${CASES:-"spot-plain spot-gzip usdm-gzip symbol query-symbol spot-304"}
+CASES=${CASES:-"spot-plain spot-gzip usdm-gzip symbol query-symbol spot-304 forward forward-1"}
 SERVERS=${SERVERS:-"symcache nginx varnish"}
+FWD_SERVERS=${FWD_SERVERS:-"symcache nginx direct"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 GO=${GO:-go}
@@ -103,7 +110,7 @@ BUILD_FROM=${BUILD_FROM:-$ROOT}
 	CGO_ENABLED=0 $GO build -trimpath -o "$TMP/replay" ./cmd/replay) || die "build failed in $BUILD_FROM"
 (cd "$ROOT" && $GO build -o "$TMP/loadhelper" ./bench/load) || die "build of bench/load failed"
 
-read -r P_REDIS P_REPLAY P_SYM P_NGINX P_VARNISH P_VADMIN P_GOBASE < <("$TMP/loadhelper" freeports 7 | paste -sd' ')
+read -r P_REDIS P_REPLAY P_SYM P_NGINX P_VARNISH P_VADMIN P_GOBASE P_FAKE P_NGXFWD P_GOPROXY < <("$TMP/loadhelper" freeports 10 | paste -sd' ')
 
 wait_http() { # url [seconds]
 	local i
@@ -121,10 +128,16 @@ PIDS+=($!)
 "${PIN_SERVER[@]}" "$TMP/replay" -addr "127.0.0.1:$P_REPLAY" -dir "$FIXTURES" 2>"$TMP/replay.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$P_REPLAY/api/v3/exchangeInfo" || die "replay did not start (see $TMP/replay.log)"
+# The fake Binance of the forwarding cases: the same recorded spot answer as
+# replay (the sidecar loads spot from it) and small answers from memory.
+"${PIN_SERVER[@]}" "$TMP/loadhelper" fakebinance -addr "127.0.0.1:$P_FAKE" -dir "$FIXTURES" 2>"$TMP/fakebinance.log" &
+PIDS+=($!)
+FAKE=http://127.0.0.1:$P_FAKE
+wait_http "$FAKE/api/v3/time" || die "fakebinance did not start: $(tail -3 "$TMP/fakebinance.log")"
 
 UP=http://127.0.0.1:$P_REPLAY
 SYMCACHE_ADDR=127.0.0.1:$P_SYM REDIS_URL=redis://127.0.0.1:$P_REDIS/0 \
-	BINANCE_SPOT_URL=$UP BINANCE_USDM_URL=$UP BINANCE_COINM_URL=$UP \
+	BINANCE_SPOT_URL=$FAKE BINANCE_USDM_URL=$UP BINANCE_COINM_URL=$UP \
 	SYMCACHE_MARKETS=spot,usdm,coinm SYMCACHE_TTL=2h SYMCACHE_REFRESH_INTERVAL=1h \
 	"${PIN_SERVER[@]}" "$TMP/sidecar" 2>"$TMP/sidecar.log" &
 SYM_PID=$!
@@ -193,12 +206,30 @@ http {
         root $WWW;
         location / { }
     }
+    # The forwarding cases: proxy_pass to the fake Binance over kept-alive
+    # HTTP/1.1 connections, as the sidecar's Transport keeps them.
+    upstream binance_fake {
+        server 127.0.0.1:$P_FAKE;
+        keepalive 32;
+        keepalive_requests 1000000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$P_NGXFWD;
+        location / {
+            proxy_pass http://binance_fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
 }
 EOF
 "${PIN_SERVER[@]}" nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 PIDS+=($!)
 NGX=http://127.0.0.1:$P_NGINX
 wait_http "$NGX/v1/symbols/spot/BTCUSDT" || die "nginx did not start: $(tail -3 "$TMP/nginx/error.log")"
+NGXFWD=http://127.0.0.1:$P_NGXFWD
+wait_http "$NGXFWD/api/v3/time" || die "nginx's proxy_pass to the fake does not answer: $(tail -3 "$TMP/nginx/error.log")"
 
 # http_gzip_support=off: Varnish passes Accept-Encoding to nginx and keeps one
 # variant per value (nginx sends Vary), so both the plain and the gzip case are
@@ -218,11 +249,22 @@ if [[ " $SERVERS " == *" gobaseline "* ]]; then
 	PIDS+=($!)
 	wait_http "$GOB/v1/symbols/spot/BTCUSDT" || die "gobaseline did not start: $(tail -3 "$TMP/gobaseline.log")"
 fi
+GOPROXY=http://127.0.0.1:$P_GOPROXY
+if [[ " $FWD_SERVERS " == *" goproxy "* ]]; then
+	"${PIN_SERVER[@]}" "$TMP/loadhelper" goproxy -addr "127.0.0.1:$P_GOPROXY" -upstream "$FAKE" 2>"$TMP/goproxy.log" &
+	PIDS+=($!)
+	wait_http "$GOPROXY/api/v3/time" || die "goproxy did not start: $(tail -3 "$TMP/goproxy.log")"
+fi
 
 # --- cases ---------------------------------------------------------------------
-# case_path CASE SERVER -> path; case_ae CASE -> Accept-Encoding or empty
+# case_path CASE SERVER -> path; case_ae CASE -> Accept-Encoding or empty;
+# case_servers CASE -> the servers it runs on; case_conns CASE -> wrk -c
+is_forward() { case "$1" in forward | forward-1) return 0 ;; *) return 1 ;; esac; }
+case_servers() { if is_forward "$1"; then echo "$FWD_SERVERS"; else echo "$SERVERS"; fi; }
+case_conns() { if [ "$1" = forward-1 ]; then echo 1; else echo "$CONNS"; fi; }
 case_path() {
 	case "$1" in
+	forward | forward-1) echo '/api/v3/ticker/price?symbol=BTCUSDT' ;;
 	spot-plain | spot-gzip | spot-304) echo /api/v3/exchangeInfo ;;
 	usdm-gzip) echo /fapi/v1/exchangeInfo ;;
 	symbol) echo /v1/symbols/spot/BTCUSDT ;;
@@ -231,7 +273,13 @@ case_path() {
 	esac
 }
 case_ae() { case "$1" in *-gzip | spot-304) echo gzip ;; *) echo "" ;; esac; }
-base_url() { case "$1" in symcache) echo "$SYM" ;; nginx) echo "$NGX" ;; varnish) echo "$VAR" ;; gobaseline) echo "$GOB" ;; *) die "unknown server $1" ;; esac; }
+base_url() { # SERVER [CASE]
+	if is_forward "${2:-}"; then
+		case "$1" in symcache) echo "$SYM" ;; nginx) echo "$NGXFWD" ;; direct) echo "$FAKE" ;; goproxy) echo "$GOPROXY" ;; *) die "unknown server $1 for $2" ;; esac
+		return
+	fi
+	case "$1" in symcache) echo "$SYM" ;; nginx) echo "$NGX" ;; varnish) echo "$VAR" ;; gobaseline) echo "$GOB" ;; *) die "unknown server $1" ;; esac
+}
 
 declare -A ETAG
 for s in $SERVERS; do # the ETag each server gives the gzip variant of spot (for spot-304)
@@ -253,10 +301,10 @@ headers_for() { # CASE SERVER -> curl/wrk -H arguments, one per line
 : >"$TMP/preflight.tsv"
 for c in $CASES; do
 	ref=""
-	for s in $SERVERS; do
+	for s in $(case_servers "$c"); do
 		H=()
 		while IFS= read -r h; do [ -n "$h" ] && H+=(-H "$h"); done < <(headers_for "$c" "$s")
-		url=$(base_url "$s")$(case_path "$c" "$s")
+		url=$(base_url "$s" "$c")$(case_path "$c" "$s")
 		curl -s -o /dev/null "${H[@]}" "$url" || true
 		rm -f "$TMP/pre.body"
 		out=$(curl -s -o "$TMP/pre.body" -D "$TMP/pre.hdr" -w '%{http_code}' "${H[@]}" "$url") || die "GET $url failed"
@@ -314,26 +362,28 @@ wait_quiet() { # -> sets BUSY (the last sample)
 wrk_run() { # CASE SERVER DURATION -> RESULT line on stdout
 	local H=() h
 	while IFS= read -r h; do [ -n "$h" ] && H+=(-H "$h"); done < <(headers_for "$1" "$2")
-	local url
-	url=$(base_url "$2")$(case_path "$1" "$2")
+	local url conns
+	url=$(base_url "$2" "$1")$(case_path "$1" "$2")
+	conns=$(case_conns "$1")
 	local secs=${3%s}
-	timeout $((secs + 30)) "${PIN_CLIENT[@]}" wrk -t "$THREADS" -c "$CONNS" -d "$3" --timeout 10s \
+	timeout $((secs + 30)) "${PIN_CLIENT[@]}" wrk -t "$((THREADS < conns ? THREADS : conns))" -c "$conns" -d "$3" --timeout 10s \
 		-s "$ROOT/bench/load/report.lua" "${H[@]}" "$url" >"$TMP/wrk.out" 2>&1 || die "wrk failed: $(tail -3 "$TMP/wrk.out")"
 	grep '^RESULT ' "$TMP/wrk.out" || die "no RESULT line from wrk: $(tail -3 "$TMP/wrk.out")"
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-read -ra SV <<<"$SERVERS"
 read -ra CV <<<"$CASES"
-nruns=$((${#SV[@]} * ${#CV[@]} * REPEATS))
-log "measuring: ${#CV[@]} cases × ${#SV[@]} servers × $REPEATS repeats × $DURATION (-c $CONNS -t $THREADS) = $nruns runs"
+nruns=0
+for c in "${CV[@]}"; do read -ra SV <<<"$(case_servers "$c")"; nruns=$((nruns + ${#SV[@]} * REPEATS)); done
+log "measuring: ${#CV[@]} cases × their servers × $REPEATS repeats × $DURATION (-c $CONNS -t $THREADS; forward-1: -c 1) = $nruns runs"
 if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
-	for c in "${CV[@]}"; do for s in "${SV[@]}"; do wrk_run "$c" "$s" "$WARMUP" >/dev/null; done; done
+	for c in "${CV[@]}"; do for s in $(case_servers "$c"); do wrk_run "$c" "$s" "$WARMUP" >/dev/null; done; done
 fi
 : >"$TMP/runs.tsv"
 i=0
 for ((r = 1; r <= REPEATS; r++)); do
 	for c in "${CV[@]}"; do
+		read -ra SV <<<"$(case_servers "$c")"
 		# A/B/A/B: every round runs each case on every server, the order rotated per round.
 		for ((k = 0; k < ${#SV[@]}; k++)); do
 			s=${SV[$(((k + r - 1) % ${#SV[@]}))]}
@@ -356,15 +406,16 @@ printf 'raw_bytes\t%s\nrss_after_warmup\t%s\nrss_after_load\t%s\nhwm_peak_rss\t%
 	echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 	echo "go: $($GO version | cut -d' ' -f3-); symcache: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
 	echo "peers: $(nginx -v 2>&1 | sed 's/.*: //'), $(varnishd -V 2>&1 | head -1 | sed -E 's/.*\((varnish-[0-9.]+).*/\1/'), client: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-	echo "pinning: servers (sidecar GOMAXPROCS=1 by affinity, nginx 1 worker, varnishd, redis, replay) on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
+	echo "pinning: servers (sidecar GOMAXPROCS=1 by affinity, nginx 1 worker, varnishd, redis, replay, fakebinance) on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
 	echo "load: wrk -t $THREADS -c $CONNS -d $DURATION, $REPEATS interleaved rounds (server order rotated each round), warm-up $WARMUP per case and server; medians over rounds"
 	echo "peers serve the sidecar's own bytes (plain and gzip) as static files; nginx: sendfile, gzip_static, 1 worker; varnish: malloc storage, http_gzip_support=off (one cached variant per Accept-Encoding), every run a hit"
 	echo "load average (1/5/15 min) before the runs: $LOAD_START; after: $LOAD_END (the harness itself keeps about 2 CPUs busy)"
 	echo "quiet check: machine busy before a run at most ${BUSY_MAX}% (threshold ${QUIET_BUSY}%); runs started on a busy machine anyway: $BUSY_RUNS of $nruns (waited ${WAITED_TOTAL}s in all)"
 	echo "cases: gzip = 'Accept-Encoding: gzip'; spot-304 = gzip variant with If-None-Match of each server's own ETag; query-symbol = /api/v3/exchangeInfo?symbol=BTCUSDT (peers: a static file of the same bytes)"
+	echo "forwarding cases: GET /api/v3/ticker/price?symbol=BTCUSDT (45 B answer) from the fake Binance (bench/load fakebinance, on CPU $SERVER_CPU with the servers): through the sidecar (its BINANCE_SPOT_URL), through nginx proxy_pass (upstream keepalive, HTTP/1.1), and asked directly; forward: $CONNS connections, forward-1: one connection (latency)"
 } >"$TMP/meta.txt"
 mkdir -p "$RESULTS_DIR"
 OUT=$RESULTS_DIR/$(date -u +%Y-%m-%d-%H%M).md
 "$TMP/loadhelper" report -runs "$TMP/runs.tsv" -meta "$TMP/meta.txt" -preflight "$TMP/preflight.tsv" \
-	-memory "$TMP/memory.tsv" -servers "$(tr ' ' , <<<"$SERVERS")" -peers nginx,varnish -out "$OUT"
+	-memory "$TMP/memory.tsv" -servers "$(tr ' ' , <<<"$SERVERS"),direct,goproxy" -peers nginx,varnish -out "$OUT"
 log "wrote $OUT"

@@ -5,43 +5,64 @@
 //	load freeports N                 print N free loopback TCP ports
 //	load report [flags]              turn the wrk results into the markdown report
 //	load gobaseline -addr A -dir D   serve D's files from memory with plain net/http
+//	load fakebinance -addr A -dir D  a fake Binance for the forwarding cases
+//	load goproxy -addr A -upstream U a bare httputil.ReverseProxy to U
 //
 // gobaseline is the floor of a Go server on this machine: net/http, no
 // router, no cache lookups, the bytes from memory, ETag/304 and the .gz
 // sibling for clients that accept gzip. It is informational: the report
 // shows it but never counts it as a peer.
 //
+// fakebinance is the upstream of the forwarding cases: the recorded
+// exchangeInfo answers of -dir, plain or gzipped like cmd/replay's (so the
+// sidecar loads its cache from it), and two small answers from memory with
+// Binance's headers, GET /api/v3/time and GET /api/v3/ticker/price?symbol=BTCUSDT.
+// The sidecar, nginx's proxy_pass and the direct runs all ask it.
+//
+// goproxy is the floor of a Go forwarder, as gobaseline is of a Go server:
+// httputil.ReverseProxy with a buffer pool and kept-alive connections, no
+// router, no rate-limit gate, no metrics. It is informational too.
+//
 // report reads the runs file the script writes (one line per wrk run:
 // case, server, repeat and the JSON line of bench/load/report.lua, separated
 // by tabs), takes the median of each case and server over the repeats, and
 // compares symcache with the better peer: throughput ratio = symcache req/s /
 // the highest peer req/s (target >= 1.0), p99 ratio = symcache p99 / the
-// lowest peer p99 (target <= 1.2). It prints the markdown and writes it to
-// -out.
+// lowest peer p99 (target <= 1.2). The forwarding cases (-forward) are
+// judged apart, against their own targets: symcache's req/s >= 0.8 x nginx's
+// proxy_pass (-forward-peer) to the same fake Binance, and symcache's p50 at
+// most 100 µs above the fake's own (-direct), per round. It prints the
+// markdown and writes it to -out.
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load freeports N | load report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: load freeports N | load report [flags] | load gobaseline [flags] | load fakebinance [flags] | load goproxy [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -52,6 +73,10 @@ func main() {
 		err = report(os.Args[2:], os.Stdout)
 	case "gobaseline":
 		err = goBaseline(os.Args[2:])
+	case "fakebinance":
+		err = fakeBinance(os.Args[2:])
+	case "goproxy":
+		err = goProxy(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -89,6 +114,7 @@ func freePorts(args []string, out io.Writer) error {
 
 // run is one wrk run, as printed by report.lua.
 type run struct {
+	Round      int     `json:"-"` // the repeat it belongs to, from the runs file
 	Requests   int64   `json:"requests"`
 	DurationS  float64 `json:"duration_s"`
 	RPS        float64 `json:"rps"`
@@ -127,6 +153,10 @@ func report(args []string, out io.Writer) error {
 	peers := fs.String("peers", "nginx,varnish", "the servers symcache is compared with")
 	outPath := fs.String("out", "", "markdown file to write (besides stdout)")
 	title := fs.String("title", "symcache load harness", "report title")
+	fwdCases := fs.String("forward", "forward,forward-1", "the forwarding cases, judged against their own targets")
+	fwdPeer := fs.String("forward-peer", "nginx", "the proxy symcache's forwarding is compared with")
+	direct := fs.String("direct", "direct", "the server name of the fake Binance asked directly")
+	floor := fs.String("forward-floor", "goproxy", "the bare Go forwarder, shown when it ran")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,6 +197,7 @@ func report(args []string, out io.Writer) error {
 		bestP99Peer     string
 	}
 	var verdicts []verdict
+	isForward := func(c string) bool { return slices.Contains(strings.Split(*fwdCases, ","), c) }
 	for _, c := range cases {
 		under := stats[[2]string{c, order[0]}]
 		bestRPS, bestName, bestP99, bestP99Name := 0.0, "", 0.0, ""
@@ -188,7 +219,7 @@ func report(args []string, out io.Writer) error {
 				continue
 			}
 			rr, pr := "", ""
-			if i == 0 && under.present && bestName != "" {
+			if i == 0 && under.present && bestName != "" && !isForward(c) {
 				v := verdict{c: c, best: bestName, bestP99Peer: bestP99Name, sym: under.rps, bestPeerRP: bestRPS}
 				v.rpsR = under.rps / bestRPS
 				if bestP99 > 0 {
@@ -227,6 +258,9 @@ func report(args []string, out io.Writer) error {
 			v.rpsR, mark(v.rpsOK), bestOf, mark(bestOf >= 1.0), v.p99R, v.bestP99Peer, mark(v.p99OK))
 	}
 	b.WriteString("\n\"best rounds\" compares symcache's best round with the best round of either peer: interference from other work on the machine only ever slows a run down.\n")
+	if fwd := forwardReport(cases, runs, stats, isForward, order[0], *fwdPeer, *direct, *floor); fwd != "" {
+		b.WriteString(fwd)
+	}
 	if noisy {
 		b.WriteString("\n**Noisy run**: some server's req/s varied by more than 30% between rounds (other work on the machine?); trust the ratios less, or run again with more REPEATS.\n")
 	}
@@ -321,6 +355,9 @@ func readRuns(path string) (map[[2]string][]run, []string, error) {
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(f[3], "RESULT ")), &r); err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
 		}
+		if r.Round, err = strconv.Atoi(f[2]); err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: repeat %q is not a number", path, i+1, f[2])
+		}
 		if !slices.Contains(cases, f[0]) {
 			cases = append(cases, f[0])
 		}
@@ -328,6 +365,80 @@ func readRuns(path string) (map[[2]string][]run, []string, error) {
 		runs[k] = append(runs[k], r)
 	}
 	return runs, cases, nil
+}
+
+// forwardReport is the section of the forwarding cases: the sidecar
+// forwarding a small GET to the fake Binance, against peer (nginx's
+// proxy_pass to the same fake) and the fake asked directly. Targets:
+// throughput >= 0.8 x peer, and p50 at most 100 µs above direct's. The p50
+// differences are per round (the three ran one after the other), then the
+// median over rounds.
+func forwardReport(cases []string, runs map[[2]string][]run, stats map[[2]string]*stat, isForward func(string) bool, under, peer, direct, floor string) string {
+	var floors []string
+	var b strings.Builder
+	for _, c := range cases {
+		if !isForward(c) {
+			continue
+		}
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "\n## Forwarding (a small GET: %s and %s in front of the same fake Binance, and the fake asked directly)\n\n", under, peer)
+			fmt.Fprintf(&b, "Targets: throughput ≥ 0.8× %s; p50 ≤ 100 µs above %s's (median over rounds of the per-round difference; at one connection, since with many p50 is mostly queueing).\n\n", peer, direct)
+			fmt.Fprintf(&b, "| case | %s req/s | %s req/s | %s req/s | throughput ÷ %s (medians) | (best rounds) | p50 %s / %s / %s | p50 − %s: %s | p50 − %s: %s | p99 %s / %s / %s |\n", under, peer, direct, peer,
+				direct, under, peer, direct, under, direct, peer, direct, under, peer)
+			b.WriteString("|---|--:|--:|--:|---|---|--:|--:|--:|--:|\n")
+		}
+		u, p, d := stats[[2]string{c, under}], stats[[2]string{c, peer}], stats[[2]string{c, direct}]
+		if u == nil || p == nil || d == nil || !u.present || !p.present || !d.present {
+			fmt.Fprintf(&b, "| %s | missing runs | | | | | | | | |\n", c)
+			continue
+		}
+		ratio, best := u.rps/p.rps, u.rpsMax/p.rpsMax
+		over := func(s string) float64 { // median over rounds of p50(s) - p50(direct)
+			byRound := map[int]int64{}
+			for _, r := range runs[[2]string{c, direct}] {
+				byRound[r.Round] = r.P50
+			}
+			var diffs []float64
+			for _, r := range runs[[2]string{c, s}] {
+				if dp, ok := byRound[r.Round]; ok {
+					diffs = append(diffs, float64(r.P50-dp))
+				}
+			}
+			if len(diffs) == 0 {
+				return 0
+			}
+			return median(diffs)
+		}
+		uo, po := over(under), over(peer)
+		rpsMark, p50Mark := "", ""
+		if c == "forward-1" {
+			p50Mark = " " + mark(uo <= 100)
+		} else {
+			rpsMark = " " + mark(ratio >= 0.8)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | **%.2f×**%s | %.2f× | %s / %s / %s | **%s**%s | %s | %s / %s / %s |\n", c,
+			fmtRPS(u.rps), fmtRPS(p.rps), fmtRPS(d.rps), ratio, rpsMark, best,
+			fmtMicros(d.p50), fmtMicros(u.p50), fmtMicros(p.p50), fmtSignedMicros(uo), p50Mark, fmtSignedMicros(po),
+			fmtMicros(d.p99), fmtMicros(u.p99), fmtMicros(p.p99))
+		if f := stats[[2]string{c, floor}]; f != nil && f.present {
+			floors = append(floors, fmt.Sprintf("`%s`: %s req/s = %.2f× %s, %.2f× of it for %s; p50 %s (%s − %s: %s)", c,
+				fmtRPS(f.rps), f.rps/p.rps, peer, u.rps/f.rps, under, fmtMicros(f.p50), floor, direct, fmtSignedMicros(over(floor))))
+		}
+	}
+	if len(floors) > 0 {
+		fmt.Fprintf(&b, "\n%s (bare httputil.ReverseProxy, the floor of a Go forwarder; not a peer): %s.\n", floor, strings.Join(floors, "; "))
+	}
+	if b.Len() > 0 {
+		b.WriteString("\nThe throughput target is judged on `forward` (many connections), the p50 target on `forward-1` (one connection, one request at a time). The fake runs on the servers' CPU: every forwarded request also costs it one answer of the fake.\n")
+	}
+	return b.String()
+}
+
+func fmtSignedMicros(us float64) string {
+	if us < 0 {
+		return "−" + fmtMicros(-us)
+	}
+	return "+" + fmtMicros(us)
 }
 
 func summarize(rs []run) *stat {
@@ -467,3 +578,126 @@ func goBaseline(args []string) error {
 	})
 	return http.ListenAndServe(*addr, h)
 }
+
+// fakeBinance serves the forwarding cases' small answers and the recorded
+// exchangeInfo answers of -dir. cmd/replay is not used: it answers only
+// exchangeInfo, logs every request, and its fetchtest.Handler keeps a record
+// of each one, which under load would measure the fake rather than the
+// proxies in front (and this helper imports no project package).
+func fakeBinance(args []string) error {
+	fs := flag.NewFlagSet("fakebinance", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	dir := fs.String("dir", "testdata/binance", "folder of recorded exchangeInfo answers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	recorded, err := loadRecordings(*dir)
+	if err != nil {
+		return err
+	}
+	// Binance's answer to GET /api/v3/ticker/price?symbol=BTCUSDT, and the
+	// headers it sends with every answer (the weights are those of one
+	// request). The slices are shared by all answers and never modified.
+	price := []byte(`{"symbol":"BTCUSDT","price":"97123.45000000"}`)
+	badSymbol := []byte(`{"code":-1121,"msg":"Invalid symbol."}`)
+	contentType := []string{"application/json;charset=UTF-8"}
+	weight := []string{"2"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body []byte
+		status := http.StatusOK
+		switch r.URL.Path {
+		case "/api/v3/time":
+			body = strconv.AppendInt([]byte(`{"serverTime":`), time.Now().UnixMilli(), 10)
+			body = append(body, '}')
+		case "/api/v3/ticker/price":
+			body = price
+			if r.URL.RawQuery != "symbol=BTCUSDT" {
+				body, status = badSymbol, http.StatusBadRequest
+			}
+		default:
+			rec := recorded[r.URL.Path]
+			if rec == nil {
+				body, status = []byte(`{"code":-1000,"msg":"fakebinance: no answer for this path"}`), http.StatusNotFound
+				break
+			}
+			w.Header().Set("Vary", "Accept-Encoding")
+			body = rec.body
+			if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+				body = rec.gz
+				w.Header().Set("Content-Encoding", "gzip")
+			}
+		}
+		hdr := w.Header()
+		hdr["Content-Type"] = contentType
+		hdr["X-Mbx-Used-Weight"] = weight
+		hdr["X-Mbx-Used-Weight-1m"] = weight
+		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+		w.WriteHeader(status)
+		w.Write(body)
+	})
+	return http.ListenAndServe(*addr, h)
+}
+
+// recording is one recorded exchangeInfo answer, plain and gzipped.
+type recording struct{ body, gz []byte }
+
+// loadRecordings reads dir's {spot,usdm,coinm}_exchangeinfo.json (those
+// present, at least one) by Binance path.
+func loadRecordings(dir string) (map[string]*recording, error) {
+	recs := map[string]*recording{}
+	for path, name := range map[string]string{
+		"/api/v3/exchangeInfo":  "spot_exchangeinfo.json",
+		"/fapi/v1/exchangeInfo": "usdm_exchangeinfo.json",
+		"/dapi/v1/exchangeInfo": "coinm_exchangeinfo.json",
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write(b) // writes to a bytes.Buffer do not fail
+		zw.Close()
+		recs[path] = &recording{body: b, gz: gz.Bytes()}
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("fakebinance: no recorded exchangeInfo answer in %s", dir)
+	}
+	return recs, nil
+}
+
+// goProxy forwards every request to -upstream with a bare
+// httputil.ReverseProxy: the floor of a Go forwarder on this machine.
+func goProxy(args []string) error {
+	fs := flag.NewFlagSet("goproxy", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	upstream := fs.String("upstream", "", "base URL to forward to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := url.Parse(*upstream)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("goproxy: -upstream %q is not a base URL", *upstream)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Transport:  &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+		BufferPool: &bufferPool{},
+	}
+	return http.ListenAndServe(*addr, rp)
+}
+
+// bufferPool reuses the ReverseProxy's 32 KB copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (bp *bufferPool) Get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
