@@ -69,8 +69,12 @@ func (d writeDeadline) extend(w http.ResponseWriter, n int) {
 func (d writeDeadline) setAt(w http.ResponseWriter, n int) {
 	// The deadline is the operating system's, so it is read on the real
 	// clock, never Config.Now.
-	t := time.Now().Add(d.grace + time.Duration(float64(n)/float64(d.rate)*float64(time.Second)))
-	http.NewResponseController(w).SetWriteDeadline(t) // the error is http.ErrNotSupported at most
+	http.NewResponseController(w).SetWriteDeadline(d.at(time.Now(), n)) // the error is http.ErrNotSupported at most
+}
+
+// at is the deadline of n bytes written from now.
+func (d writeDeadline) at(now time.Time, n int) time.Time {
+	return now.Add(d.grace + time.Duration(float64(n)/float64(d.rate)*float64(time.Second)))
 }
 
 // cutOff reports whether err is a write that missed its deadline, which

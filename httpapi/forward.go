@@ -25,15 +25,14 @@ type ForwardStats interface {
 // forwarded).
 func (h *handler) forwardRoutes(e *echo.Echo, fwd http.Handler) {
 	hf := func(c echo.Context) error {
-		// A forwarded answer comes at Binance's pace and may stream: the
-		// write deadline of a small answer (see count) does not apply while
-		// Binance is awaited. Each write has one of its own instead.
-		http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
+		// A forwarded answer comes at Binance's pace and may stream: count
+		// sets no deadline while Binance is awaited, and each write has one
+		// of its own.
 		if h.deadline.rate <= 0 {
 			fwd.ServeHTTP(c.Response(), c.Request())
 			return nil
 		}
-		w := &deadlineWriter{ResponseWriter: c.Response(), d: h.deadline}
+		w := &deadlineWriter{ResponseWriter: c.Response(), d: h.deadline, rc: http.NewResponseController(c.Response())}
 		defer func() {
 			// Also when the proxy ends the answer with a panic
 			// (http.ErrAbortHandler), as it does after a failed write.
@@ -44,8 +43,10 @@ func (h *handler) forwardRoutes(e *echo.Echo, fwd http.Handler) {
 		fwd.ServeHTTP(w, c.Request())
 		return nil
 	}
+	h.forwarded = make(map[string]bool)
 	for _, p := range forward.Prefixes {
 		e.Match(forward.Methods, p+"*", hf) // others: echo's 405
+		h.forwarded[p+"*"] = true
 	}
 	h.notFound = "Not Found. This sidecar answers " + strings.Join(cachedPaths(), ", ") + " and /v1/symbols/ from its cache, and forwards " + strings.Join(forward.Prefixes, ", ") + " to Binance."
 }
@@ -90,14 +91,31 @@ func (fc forwardCollector) Collect(ch chan<- prometheus.Metric) {
 // stops reading then holds the connection, and the request to Binance, that
 // long at most; one that reads steadily may take as long as the answer
 // streams.
+//
+// The first write sets it (net/http clears the deadlines a handler set
+// once its answer is done). A later write within a second of the last
+// setting keeps it, unless it is larger than a second's worth at the least
+// rate: each write then has at least the grace less a second, and a small
+// answer costs one deadline, not one per write.
 type deadlineWriter struct {
 	http.ResponseWriter
-	d   writeDeadline
-	cut error // the write that missed its deadline
+	d    writeDeadline
+	rc   *http.ResponseController
+	last time.Time // when the deadline was last set; zero: not yet
+	cut  error     // the write that missed its deadline
+}
+
+func (w *deadlineWriter) arm(n int) {
+	now := time.Now() // the deadline is the operating system's: the real clock
+	if !w.last.IsZero() && now.Sub(w.last) < time.Second && int64(n) < w.d.rate {
+		return
+	}
+	w.last = now
+	w.rc.SetWriteDeadline(w.d.at(now, n)) // the error is http.ErrNotSupported at most
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.d.setAt(w.ResponseWriter, len(p))
+	w.arm(len(p))
 	n, err := w.ResponseWriter.Write(p)
 	w.missed(err)
 	return n, err
@@ -106,8 +124,8 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 // FlushError is what http.ResponseController's Flush calls (the
 // ReverseProxy flushes after the headers and while it streams).
 func (w *deadlineWriter) FlushError() error {
-	w.d.setAt(w.ResponseWriter, 0)
-	err := http.NewResponseController(w.ResponseWriter).Flush()
+	w.arm(0)
+	err := w.rc.Flush()
 	w.missed(err)
 	return err
 }

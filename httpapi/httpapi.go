@@ -117,6 +117,9 @@ type handler struct {
 	headers  preparedHeaders
 	deadline writeDeadline
 	notFound string // the message of a 404 for an unknown path; "" is "Not Found"
+	// forwarded are the forwarded routes (echo's paths, "/api/*"); nil
+	// without forwarding.
+	forwarded map[string]bool
 	// ups are the markets' upstreams, for the used weight on data answers.
 	ups map[exchangeinfo.Market]UpstreamStats
 }
@@ -374,7 +377,9 @@ func (h *handler) handleError(err error, c echo.Context) {
 // connection.
 func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h.deadline.set(c.Response(), 0)
+		if !h.forwarded[c.Path()] { // a forwarded answer has deadlines of its own
+			h.deadline.set(c.Response(), 0)
+		}
 		err := recovered(next, c)
 		if errors.Is(err, errAborted) {
 			// An answer cut short (a forwarded one, by Binance or the
