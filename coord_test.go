@@ -16,6 +16,7 @@ import (
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -327,7 +328,7 @@ func TestDeployment_BanStopsEveryProcess(t *testing.T) {
 		t.Fatal("Refresh against a 418 = nil, want an error")
 	}
 	var until time.Time
-	waitUntil(t, "B's Gate to hear of A's ban", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "B's Gate to hear of A's ban", func() bool {
 		var code int
 		var ok bool
 		until, code, ok = gateB.Blocked(host, time.Now())
@@ -354,22 +355,12 @@ func TestDeployment_BanStopsEveryProcess(t *testing.T) {
 	if _, err := b.ClearBackoff(ctx, exchangeinfo.Spot); err != nil {
 		t.Fatalf("ClearBackoff = %v", err)
 	}
-	waitUntil(t, "A's Gate to hear of the lift", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "A's Gate to hear of the lift", func() bool {
 		_, _, ok := gateA.Blocked(host, time.Now())
 		return !ok
 	})
 	if _, err := a.Refresh(ctx, exchangeinfo.Spot); err != nil {
 		t.Errorf("A's Refresh after the lift = %v, want nil", err)
-	}
-}
-
-// waitUntil polls ok for 5s at most.
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 5s for %s", what)
-		}
 	}
 }
 

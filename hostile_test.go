@@ -19,6 +19,7 @@ import (
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l1"
 	"github.com/symcache/symcache/l2"
 )
@@ -277,7 +278,7 @@ func TestHostile_ClearBackoffEndsTheDeploymentsBackoff(t *testing.T) {
 		t.Errorf("the deployment's marker after a 418 of ten years lives %v, want 72h at most (Binance's longest ban)", pttl)
 	}
 	var bans []l2.Ban
-	waitUntil(t, "the 418 to be shared", func() bool { bans, _ = e.store().Bans(ctx); return len(bans) > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the 418 to be shared", func() bool { bans, _ = e.store().Bans(ctx); return len(bans) > 0 })
 	if len(bans) != 1 || bans[0].Left < 71*time.Hour || bans[0].Left > 72*time.Hour {
 		t.Errorf("the shared bans after a 418 of ten years = %v; want one of 72h at most", bans)
 	}
@@ -297,7 +298,7 @@ func TestHostile_ClearBackoffEndsTheDeploymentsBackoff(t *testing.T) {
 		t.Fatalf("Refresh after ClearBackoff = %v, %v; want a Miss", r.Source, err)
 	}
 	// a got the 418 itself: the lift reaches its Gate and its backoff.
-	waitUntil(t, "the lift to reach the sidecar that got the 418", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the lift to reach the sidecar that got the 418", func() bool {
 		_, _, blocked := gateA.Blocked(fetch.GateHost(mustParse(t, e.upstream.URL)), time.Now())
 		return !blocked
 	})

@@ -393,18 +393,8 @@ func TestForward_SlowClient(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the upstream request of a client that reads nothing still runs after 20s")
 	}
-	waitFor(t, "the cut to be counted", func() bool { return slowClients(t, srv) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the cut to be counted", func() bool { return slowClients(t, srv) == 1 })
 	if n := logs.Count(t, "level", "WARN", "msg", "client too slow: answer cut off", "path", "/api/v3/klines"); n != 1 {
 		t.Errorf("warnings of the cut = %d, want 1:\n%s", n, logs.String())
-	}
-}
-
-// waitFor polls ok for 10s at most.
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
-		}
 	}
 }

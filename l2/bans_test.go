@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symcache/symcache/internal/testutil"
 	"github.com/symcache/symcache/l2"
 	"github.com/symcache/symcache/l2/l2test"
 )
@@ -162,7 +163,7 @@ func TestStore_WatchBans(t *testing.T) {
 	// An unreadable announcement is dropped and counted.
 	rdb.Publish(ctx, "symcache:"+l2.BansChannel, "ban ")
 	rdb.Publish(ctx, "symcache:"+l2.BansChannel, "shout api.binance.com")
-	waitFor(t, "two dropped announcements", func() bool { return b.Errors()["watch"] == 2 })
+	testutil.WaitFor(t, 5*time.Second, "two dropped announcements", func() bool { return b.Errors()["watch"] == 2 })
 
 	cancel()
 	for range w { // closed when ctx ends
@@ -203,12 +204,3 @@ func banMap(t *testing.T, s *l2.Store) map[string]l2.Ban {
 }
 
 func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 5s for %s", what)
-		}
-	}
-}

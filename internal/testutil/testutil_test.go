@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/symcache/symcache/internal/testutil"
 )
@@ -147,3 +148,32 @@ func TestGzip(t *testing.T) {
 		t.Errorf("Gzip(%q) inflates to %q, %v; want the input", in, out, err)
 	}
 }
+
+func TestWaitFor(t *testing.T) {
+	n := 0
+	testutil.WaitFor(t, time.Second, "the third look", func() bool { n++; return n == 3 })
+	if n != 3 {
+		t.Errorf("ok called %d times, want 3", n)
+	}
+	ft := &fatalRecorder{TB: t}
+	func() {
+		defer func() { recover() }() // Fatalf's Goexit stand-in
+		testutil.WaitFor(ft, 20*time.Millisecond, "never", func() bool { return false })
+	}()
+	if !strings.Contains(ft.msg, "waited 20ms for never") {
+		t.Errorf("WaitFor that never holds: %q, want it to fail naming what it waited for", ft.msg)
+	}
+}
+
+// fatalRecorder records Fatalf instead of ending the test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic("fatal")
+}
+
+func (f *fatalRecorder) Helper() {}
