@@ -434,10 +434,14 @@ func TestCache_WarmUp(t *testing.T) {
 	}
 
 	// A restarted process finds a fresh snapshot in Redis: it is ready at
-	// once, answers its first request from L2, and does not call Binance.
+	// once, with the snapshot in L1 already (its first request reads
+	// Redis no more), and does not call Binance.
 	second := e.process(symcache.Config{RefreshInterval: time.Hour})
 	waitReady(t, second)
-	get(t, second, exchangeinfo.Spot, symcache.HitL2)
+	get(t, second, exchangeinfo.Spot, symcache.HitL1)
+	if st := second.Stats()[0]; st.L2Hits != 0 || st.L1Misses != 0 {
+		t.Errorf("after the first request: L2 hits %d, L1 misses %d; want 0, 0 (the warm-up read L2, not the request)", st.L2Hits, st.L1Misses)
+	}
 	if n := spotRequests(e.upstream); n != 1 {
 		t.Errorf("upstream requests after a restart = %d, want 1", n)
 	}

@@ -59,8 +59,15 @@ func (m *market) warmUp(ctx context.Context) {
 		}
 		cancel()
 		if s != nil {
+			fresh := m.sh.fresh(s)
+			if fresh {
+				// Into L1 too, before the market counts as ready: its
+				// first request is answered from memory instead of
+				// reading and parsing the snapshot again.
+				m.toL1(s)
+			}
 			m.keepLastGood(s)
-			if m.sh.fresh(s) {
+			if fresh {
 				return
 			}
 		}
