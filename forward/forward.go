@@ -255,8 +255,7 @@ func rawPath(r *http.Request) string {
 		}
 		target = rest
 	}
-	p, _, _ := strings.Cut(target, "?")
-	p, _, _ = strings.Cut(p, "#")
+	p, _, _ := strings.Cut(target, "?") // a '#' is no fragment in a request line: it stays
 	return p
 }
 
