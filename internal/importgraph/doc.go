@@ -1,7 +1,7 @@
 // Package importgraph holds no code, only a test that keeps the module's
 // import graph as the layering says it is:
 //
-//	cmd/* → httpapi → root → {l1, l2, fetch, disk, rules, version} → exchangeinfo
+//	cmd/* → httpapi → root → {l1, l2, fetch, disk, rules, version, changes} → exchangeinfo
 //
 // with exchangeinfo importing the standard library only, l2 importing no
 // project package, nothing importing cmd/*, and the test support packages

@@ -13,7 +13,7 @@ import (
 )
 
 // layering is the rule every failure message quotes.
-const layering = "cmd/* → httpapi → {root, forward}; root → {l1, l2, fetch, disk, rules, version} → exchangeinfo; forward → fetch"
+const layering = "cmd/* → httpapi → {root, forward}; root → {l1, l2, fetch, disk, rules, version, changes} → exchangeinfo; forward → fetch"
 
 // rule is what one package may import.
 type rule struct {
@@ -29,7 +29,7 @@ type rule struct {
 
 // app is every package below cmd/*: what a command, the load harness and the
 // chaos test may wire together.
-var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo", "internal/logthrottle", "internal/bounded"}
+var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "changes", "exchangeinfo", "internal/logthrottle", "internal/bounded"}
 
 // testSupport are the packages tests import and non-test code does not
 // (cmd/replay's fetchtest aside, see below).
@@ -47,19 +47,26 @@ var layers = map[string]rule{
 	"fetch": {may: []string{"exchangeinfo", "internal/bounded"}, why: "fetch is below the root: it imports exchangeinfo and internal/bounded at most"},
 	"disk":  {may: []string{"exchangeinfo", "internal/bounded"}, why: "disk is below the root: it imports exchangeinfo and internal/bounded at most"},
 	"rules": {may: []string{"exchangeinfo"}, why: "rules is below the root: it imports exchangeinfo at most"},
+	// The diff of two snapshots: the root records a market's
+	// changes when a newer snapshot replaces it, httpapi serves them.
+	"changes": {may: []string{"exchangeinfo"}, why: "changes is below the root: it imports exchangeinfo at most"},
 
 	// Beside the root, under httpapi: the requests the cache does not
 	// answer, sent on to Binance through fetch's Gate.
 	"forward": {may: []string{"fetch", "exchangeinfo"}, why: "forward imports fetch and exchangeinfo at most"},
 
 	"": {
-		may: []string{"l1", "l2", "fetch", "disk", "rules", "version", "exchangeinfo"},
+		// changes: the diff the root runs when a newer snapshot replaces a
+		// market's (not imported yet).
+		may: []string{"l1", "l2", "fetch", "disk", "rules", "version", "changes", "exchangeinfo"},
 		why: "the root imports only the packages below it",
 	},
 	"httpapi": {
 		// fetch: the upstream counters /metrics and /admin/status show;
-		// forward: the forwarded prefixes and the forwarder's counters.
-		may: []string{"", "exchangeinfo", "fetch", "forward", "rules", "version"},
+		// forward: the forwarded prefixes and the forwarder's counters;
+		// changes: Change and ParseKind for the changes feed (not
+		// imported yet).
+		may: []string{"", "exchangeinfo", "fetch", "forward", "rules", "version", "changes"},
 		why: "httpapi imports the root and packages below it, never cmd/*",
 	},
 
