@@ -93,10 +93,11 @@ func (fc forwardCollector) Collect(ch chan<- prometheus.Metric) {
 // streams.
 //
 // The first write sets it (net/http clears the deadlines a handler set
-// once its answer is done). A later write within a second of the last
-// setting keeps it, unless it is larger than a second's worth at the least
-// rate: each write then has at least the grace less a second, and a small
-// answer costs one deadline, not one per write.
+// once its answer is done). A later write soon after the last setting (a
+// second, or half the grace if that is shorter) keeps it, unless it is
+// larger than a second's worth at the least rate: each write then has at
+// least half the grace, and a small answer costs one deadline, not one per
+// write.
 type deadlineWriter struct {
 	http.ResponseWriter
 	d    writeDeadline
@@ -107,7 +108,7 @@ type deadlineWriter struct {
 
 func (w *deadlineWriter) arm(n int) {
 	now := time.Now() // the deadline is the operating system's: the real clock
-	if !w.last.IsZero() && now.Sub(w.last) < time.Second && int64(n) < w.d.rate {
+	if !w.last.IsZero() && now.Sub(w.last) < min(time.Second, w.d.grace/2) && int64(n) < w.d.rate {
 		return
 	}
 	w.last = now
