@@ -272,16 +272,24 @@ func redactRaw(raw string) string {
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: NewTransport(16, 4)}
+}
+
+// NewTransport returns a Transport to Binance as a Client makes its own,
+// for other code that talks to the same hosts (forward): the proxy from the
+// environment, HTTP/2, keep-alives of 90s, 10s to connect and to shake
+// hands, and at most idle connections kept, perHost of them to one host.
+func NewTransport(idle, perHost int) *http.Transport {
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          16,
-		MaxIdleConnsPerHost:   4,
+		MaxIdleConns:          idle,
+		MaxIdleConnsPerHost:   perHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}}
+	}
 }
 
 // UsedWeight is the last X-MBX-USED-WEIGHT-1M value (with any status) that

@@ -43,7 +43,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
@@ -173,17 +172,9 @@ func New(cfg Config) (*Forwarder, error) {
 		f.gate = fetch.NewGate()
 	}
 	if f.tr == nil {
-		f.tr = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          64,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			DisableCompression:    true,
-		}
+		tr := fetch.NewTransport(64, 16)
+		tr.DisableCompression = true // the answer's encoding goes back as it came
+		f.tr = tr
 	}
 	if f.log == nil {
 		f.log = slog.Default()

@@ -264,7 +264,13 @@ func (a *admin) reserve(m exchangeinfo.Market) time.Duration {
 
 // ceilSeconds is d in whole seconds, rounded up, at least 1: a Retry-After.
 func ceilSeconds(d time.Duration) string {
-	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
+	return strconv.FormatInt(retryAfterSeconds(d), 10)
+}
+
+// retryAfterSeconds is d in whole seconds, rounded up, at least 1: what a
+// Retry-After says.
+func retryAfterSeconds(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
 }
 
 // invalidateAnswer is POST /admin/invalidate/{market}'s answer.
@@ -372,7 +378,7 @@ func (a *admin) status(c echo.Context) error {
 		bans := []banStatus{}
 		real := time.Now() // the Gate's clock
 		for _, b := range a.gate.Blocks(real) {
-			bans = append(bans, banStatus{Host: b.Host, Status: b.Code, Until: b.Until.UTC(), RetryAfterSeconds: int64((b.Until.Sub(real) + time.Second - 1) / time.Second)})
+			bans = append(bans, banStatus{Host: b.Host, Status: b.Code, Until: b.Until.UTC(), RetryAfterSeconds: retryAfterSeconds(b.Until.Sub(real))})
 		}
 		ans.Bans = &bans
 	}
