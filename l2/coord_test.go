@@ -263,7 +263,7 @@ func TestStore_Errors(t *testing.T) {
 	}
 	slices.Sort(ops)
 	// Every operation, as docs/operations.md lists them for symcache_redis_errors_total.
-	want := []string{"ban", "bans", "clear_backoff", "decode", "extend", "get", "hold", "lock", "lock_no_ttl", "meta", "ping", "publish", "put", "seed", "too_large", "unlock", "watch", "write_json"}
+	want := []string{"ban", "bans", "changes", "clear_backoff", "decode", "extend", "get", "hold", "lock", "lock_no_ttl", "meta", "ping", "publish", "put", "seed", "too_large", "unlock", "watch", "write_json"}
 	if !slices.Equal(ops, want) {
 		t.Errorf("Errors() has the operations %v, want %v", ops, want)
 	}

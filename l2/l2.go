@@ -72,6 +72,13 @@ type Config struct {
 	// MaxHold bounds the backoff marker [Store.Hold] sets: a longer one is
 	// cut to it, with a Warn. If zero, DefaultMaxHold (72h).
 	MaxHold time.Duration
+	// ChangesMax and ChangesAge are the retention of each market's change
+	// log (see [Store.Advance]): an entry is trimmed once it is neither
+	// among the last ChangesMax nor younger than ChangesAge, by Redis'
+	// clock. If zero, DefaultChangesMax (10,000) and DefaultChangesAge (30
+	// days).
+	ChangesMax int
+	ChangesAge time.Duration
 	// Logger receives Warn (a read fell back to a miss) and Error (a write failed)
 	// records. If nil, slog.Default().
 	Logger *slog.Logger
@@ -87,6 +94,7 @@ type Store struct {
 	lastGoodTimeout time.Duration
 	maxValue        int // bytes
 	maxHold         time.Duration
+	changes         retention
 	log             *slog.Logger
 	errs            [len(ops)]atomic.Uint64 // failed calls, indexed like ops
 }
@@ -94,7 +102,7 @@ type Store struct {
 // ops are the operations Errors counts failures of, as Errors documents them.
 var ops = [...]string{
 	"get", "decode", "too_large", "put", "seed", "write_json", "ping",
-	"lock", "lock_no_ttl", "extend", "unlock", "hold", "clear_backoff", "meta", "publish", "watch", "ban", "bans",
+	"lock", "lock_no_ttl", "extend", "unlock", "hold", "clear_backoff", "meta", "publish", "watch", "ban", "bans", "changes",
 }
 
 // fail counts a failed op.
@@ -114,7 +122,8 @@ func (s *Store) fail(op string) {
 // lock_no_ttl (a refresh lock found without a TTL, given one), extend,
 // unlock, hold, clear_backoff, meta, publish, watch (a message on the
 // invalidate or bans channel that was no usable announcement: dropped), ban
-// (Ban or Unban) and bans (Bans, a read of the shared bans). Every
+// (Ban or Unban), bans (Bans, a read of the shared bans) and changes (a
+// read of a change log; an unreadable reply counts as decode). Every
 // operation is in the map, failed or not.
 func (s *Store) Errors() map[string]uint64 {
 	out := make(map[string]uint64, len(ops))
@@ -155,10 +164,17 @@ func New(cfg Config) *Store {
 	if cfg.MaxHold <= 0 {
 		cfg.MaxHold = DefaultMaxHold
 	}
+	if cfg.ChangesMax <= 0 {
+		cfg.ChangesMax = DefaultChangesMax
+	}
+	if cfg.ChangesAge <= 0 {
+		cfg.ChangesAge = DefaultChangesAge
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Store{
+		changes:         retention{Max: cfg.ChangesMax, Age: cfg.ChangesAge},
 		rdb:             cfg.Client,
 		prefix:          cfg.Prefix,
 		enc:             cfg.Encoding,
