@@ -120,6 +120,9 @@ func (c *Cache) watch(ctx context.Context) {
 				return
 			}
 			if m, ok := c.markets[exchangeinfo.Market(meta.Market)]; ok && ctx.Err() == nil {
+				if m.feed != nil {
+					m.feed.notify() // the snapshot came with its changes
+				}
 				m.announced(ctx, meta)
 			}
 		case <-t.C:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/l2"
 )
 
 // Config configures a Cache. Only Upstreams is required.
@@ -68,6 +69,13 @@ type Config struct {
 	// largest Binance sends is a few KB): an answer with a larger one is held
 	// back like a shrunken one. If zero, 64 KiB; if negative, no limit.
 	MaxSymbolBytes int
+	// ChangesMax and ChangesAge are how much of each market's change log
+	// is kept (see Cache.Changes): an entry goes once it is neither among
+	// the last ChangesMax nor younger than ChangesAge. If zero, 10,000 and
+	// 30 days. A negative ChangesMax keeps no change log: no changes are
+	// computed, and L2 is written with Put.
+	ChangesMax int
+	ChangesAge time.Duration
 	// Disk keeps a last good copy per market outside the process. If nil,
 	// none. New loads it, and every snapshot fetched or read from L2 that is
 	// newer is saved to it.
@@ -101,9 +109,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxGrowth > 0 && cfg.MaxGrowth <= 1 {
 		return cfg, errors.New("symcache: MaxGrowth must be above 1")
 	}
-	if cfg.TTL < 0 || cfg.FetchTimeout < 0 || cfg.LockLease < 0 {
-		return cfg, errors.New("symcache: TTL, FetchTimeout and LockLease must be positive")
+	if cfg.TTL < 0 || cfg.FetchTimeout < 0 || cfg.LockLease < 0 || cfg.ChangesAge < 0 {
+		return cfg, errors.New("symcache: TTL, FetchTimeout, LockLease and ChangesAge must be positive")
 	}
+	cfg.ChangesMax = cmp.Or(cfg.ChangesMax, l2.DefaultChangesMax)
+	cfg.ChangesAge = cmp.Or(cfg.ChangesAge, l2.DefaultChangesAge)
 	cfg.TTL = cmp.Or(cfg.TTL, 5*time.Minute)
 	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, time.Minute)
 	cfg.StaleMax = cmp.Or(cfg.StaleMax, 24*time.Hour)

@@ -45,6 +45,7 @@ type market struct {
 	lock    *refreshLock // nil: this process alone
 	seen    l2Seen
 	disk    diskCopy
+	feed    *feed // nil: no change log
 	stats   counters
 }
 
@@ -53,6 +54,7 @@ func newMarket(name exchangeinfo.Market, up Upstream, sh *shared) *market {
 	m.guard = answerGuard{market: name, maxLoss: sh.cfg.MaxSymbolLoss, maxGrowth: sh.cfg.MaxGrowth,
 		maxSymbolBytes: sh.cfg.MaxSymbolBytes, persist: sh.cfg.TTL, log: sh.log}
 	m.disk = diskCopy{disk: sh.cfg.Disk, market: name, log: sh.log, errors: &m.stats.diskErrors}
+	m.feed = newFeed(sh.cfg)
 	if sh.co != nil {
 		m.lock = &refreshLock{co: sh.co, market: name, lease: sh.cfg.LockLease, log: sh.log}
 	}
@@ -194,8 +196,9 @@ func (m *market) fetchOnce(ctx context.Context, after time.Time) (fetched, error
 	m.backoff.succeed()
 	s.Gzip() // compressed once, when the snapshot is made, not per request
 	m.toL1(s)
+	prev := m.lastGood.Load()
 	m.keepLastGood(s) // before the L2 write: the watcher then knows its announcement as this process's own
-	m.toL2(ctx, s)
+	m.store(ctx, prev, s)
 	stopKeeping()
 	m.disk.save(s)
 	m.lock.release(token, nil, 0) // after the L2 write: whoever waits finds it there

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/symcache/symcache/changes"
 	"github.com/symcache/symcache/exchangeinfo"
 )
 
@@ -53,6 +54,9 @@ type Stats struct {
 	// may have fetched too); Adopted, snapshots another process fetched that
 	// this one took up.
 	LocksAcquired, LockWaits, LockErrors, LocksLost, Adopted uint64
+	// Changes counts the changes this process recorded in the change log,
+	// by kind (every kind of changes.Kinds; nil without a change log).
+	Changes map[string]uint64
 
 	State MarketState
 }
@@ -94,6 +98,12 @@ func (m *market) statsNow() Stats {
 	}
 	for _, k := range staleClasses {
 		st.StaleByReason[k.String()] = c.staleBy[k].Load()
+	}
+	if f := m.feed; f != nil {
+		st.Changes = make(map[string]uint64, len(f.counts))
+		for i, k := range changes.Kinds() {
+			st.Changes[string(k)] = f.counts[i].Load()
+		}
 	}
 	if l := m.lock; l != nil {
 		st.LocksAcquired, st.LockWaits = l.acquired.Load(), l.waited.Load()

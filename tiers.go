@@ -114,15 +114,6 @@ func (m *market) toL1(s *exchangeinfo.Snapshot) {
 	}
 }
 
-// toL2 writes a snapshot fetched by this process to L2. A failure is
-// logged by l2 and otherwise ignored: L1 and memory still serve it. The
-// write has l2's own budget, whatever the fetch left of its time.
-func (m *market) toL2(ctx context.Context, s *exchangeinfo.Snapshot) {
-	if m.sh.l2 != nil {
-		_ = m.sh.l2.Put(context.WithoutCancel(ctx), envelope(s), m.sh.cfg.TTL)
-	}
-}
-
 // takeFromL2 takes a snapshot read from L2 into this process: L1, memory and
 // the disk copy.
 func (m *market) takeFromL2(s *exchangeinfo.Snapshot) {

@@ -61,6 +61,19 @@ func (c Cursor) String() string {
 	return strconv.FormatUint(c.Ms, 10) + "-" + strconv.FormatUint(c.Seq, 10)
 }
 
+// MarshalText writes c as String does: JSON has it as a string.
+func (c Cursor) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads what ParseCursor reads.
+func (c *Cursor) UnmarshalText(b []byte) error {
+	v, err := ParseCursor(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
 // IsZero reports whether c is "0-0", before every entry.
 func (c Cursor) IsZero() bool { return c == Cursor{} }
 
@@ -186,6 +199,16 @@ func (l *Memory) Append(changes [][]byte) []Cursor {
 	}
 	l.trim()
 	return ids
+}
+
+// Reset adds a reset, for reason: what came before it is not known to the
+// log (a change that could not be recorded), and consumers reload.
+func (l *Memory) Reset(reason string) Cursor {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id := l.append(Entry{Reset: reason})
+	l.trim()
+	return id
 }
 
 // append gives e the next id, as Redis does for XADD *: the clock's

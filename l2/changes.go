@@ -27,10 +27,11 @@ const (
 	DefaultChangesAge = 30 * 24 * time.Hour
 )
 
-// maxChangeBytes bounds one entry read from a change log: larger ones are
-// refused before they are sent. A change carries two values of one
-// symbol's member; Binance's largest symbol objects are a few KiB.
-const maxChangeBytes = 1 << 20
+// MaxChangeBytes bounds one change: Advance refuses a larger one, and a
+// larger entry read from a log is refused before it is sent. A change
+// carries two values of one symbol's member; Binance's largest symbol
+// objects are a few KiB.
+const MaxChangeBytes = 1 << 20
 
 // ErrRebase is what Advance returns when the snapshot stored is not the
 // base the changes were computed from: nothing was written. The caller
@@ -43,10 +44,13 @@ type Advance struct {
 	Envelope Envelope      // the new snapshot, as Put takes it
 	TTL      time.Duration // its TTL in current, as Put takes it
 	// Base names the snapshot the changes were computed from. Advance
-	// writes only when the meta key names it (else ErrRebase); a zero Base
-	// asks for a reset: the snapshot is written with no changes, and the
-	// log starts again.
+	// writes only when the meta key names it, else it returns ErrRebase;
+	// a zero Base names none, so that a writer that knows no base learns
+	// the stored one.
 	Base Meta
+	// Reset asks for a reset whatever is stored: the snapshot is written
+	// with no changes, and the log starts again.
+	Reset bool
 	// Seen is the newest id of the log the caller knows of, "" for none.
 	// A log whose newest id is older lost entries (a Redis restored from an
 	// older save): it starts again with a reset rather than give out ids
@@ -55,6 +59,16 @@ type Advance struct {
 	// Changes are the changes, encoded, in order; none when the snapshots
 	// are equal.
 	Changes [][]byte
+	// Keep is how much of the log to keep after the write; its zero
+	// fields are DefaultChangesMax and DefaultChangesAge.
+	Keep Retention
+}
+
+// Retention is how much of a change log is kept: an entry is trimmed once
+// it is neither among the last Max nor younger than Age, by Redis' clock.
+type Retention struct {
+	Max int
+	Age time.Duration
 }
 
 // advanceScript is putScript with a change log: unless meta names a later
@@ -69,8 +83,8 @@ type Advance struct {
 //
 // KEYS: current, last_good, meta, changes. ARGV: value, ttl in ms,
 // fetched_at in ms, fetched_at as RFC 3339, etag, market, base
-// fetched_at_ms ("" asks for a reset), base etag, seen id, max entries, max
-// age in ms, then the changes.
+// fetched_at_ms ("" for none), base etag, seen id, max entries, max age in
+// ms, "1" to ask for a reset, then the changes.
 var advanceScript = redis.NewScript(metaLua + `
 local function before(a, b)
 	local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -93,7 +107,7 @@ if not stored[1] then
 	reset = 'no snapshot was stored'
 elseif not stored[3] then
 	reset = 'a snapshot was stored without its changes'
-elseif ARGV[7] == '' then
+elseif ARGV[12] == '1' then
 	reset = 'asked by the writer'
 end
 local t = redis.call('TYPE', KEYS[4])['ok']
@@ -114,7 +128,7 @@ local out = {1, ''}
 if reset then
 	out[2] = redis.call('XADD', KEYS[4], '*', 'reset', reset)
 else
-	for i = 12, #ARGV do
+	for i = 13, #ARGV do
 		out[#out + 1] = redis.call('XADD', KEYS[4], '*', 'c', ARGV[i])
 	end
 end
@@ -144,7 +158,7 @@ type Advanced struct {
 
 // Advance writes a.Envelope as Put does, and in the same script appends
 // a.Changes to the market's change log, each as one entry, then trims the
-// log to what l2.Config's retention keeps. It writes only when the stored
+// log to what a.Keep keeps. It writes only when the stored
 // snapshot is a.Base; else nothing, and it returns ErrRebase with the
 // stored snapshot's Meta (its FetchedAt to the millisecond, as stored). A
 // snapshot stored that was fetched later is ErrSuperseded, as for Put. When
@@ -176,8 +190,8 @@ func (s *Store) advance(ctx context.Context, a Advance) (Advanced, Meta, error) 
 	}
 	size := 0
 	for _, c := range a.Changes {
-		if len(c) > maxChangeBytes {
-			return Advanced{}, Meta{}, fmt.Errorf("l2 put %q: a change of %d bytes, more than %d", e.Market, len(c), maxChangeBytes)
+		if len(c) > MaxChangeBytes {
+			return Advanced{}, Meta{}, fmt.Errorf("l2 put %q: a change of %d bytes, more than %d", e.Market, len(c), MaxChangeBytes)
 		}
 		size += len(c)
 	}
@@ -192,9 +206,19 @@ func (s *Store) advance(ctx context.Context, a Advance) (Advanced, Meta, error) 
 	if !a.Base.FetchedAt.IsZero() {
 		base = strconv.FormatInt(a.Base.FetchedAt.UnixMilli(), 10)
 	}
-	args := make([]any, 0, 11+len(a.Changes))
+	keep, reset := a.Keep, ""
+	if keep.Max <= 0 {
+		keep.Max = DefaultChangesMax
+	}
+	if keep.Age <= 0 {
+		keep.Age = DefaultChangesAge
+	}
+	if a.Reset {
+		reset = "1"
+	}
+	args := make([]any, 0, 12+len(a.Changes))
 	args = append(args, b, max(a.TTL.Milliseconds(), 1), at.UnixMilli(), at.Format(time.RFC3339Nano), e.ETag, e.Market,
-		base, a.Base.ETag, a.Seen, s.changes.Max, max(s.changes.Age.Milliseconds(), 1))
+		base, a.Base.ETag, a.Seen, keep.Max, max(keep.Age.Milliseconds(), 1), reset)
 	for _, c := range a.Changes {
 		args = append(args, c)
 	}
@@ -279,7 +303,7 @@ func (s *Store) Changes(ctx context.Context, market, after string, n int) (LogWi
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key := ChangesKey(market)
-	v, err := changesScript.Run(ctx, s.rdb, []string{s.prefix + key}, after, n, maxChangeBytes).Slice()
+	v, err := changesScript.Run(ctx, s.rdb, []string{s.prefix + key}, after, n, MaxChangeBytes).Slice()
 	if err != nil {
 		s.fail("changes")
 		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -301,7 +325,7 @@ func (s *Store) Changes(ctx context.Context, market, after string, n int) (LogWi
 
 // readEntry reads one entry of a change log. One that is neither a change
 // nor a reset (a field of another name, or more than one, a value larger
-// than maxChangeBytes) is read as a reset: the log cannot vouch for what
+// than MaxChangeBytes) is read as a reset: the log cannot vouch for what
 // it stands for.
 func readEntry(id string, fields any) LogEntry {
 	f, _ := fields.([]any)
@@ -339,10 +363,4 @@ func readWindow(v []any) (LogWindow, error) {
 		w.Entries = append(w.Entries, readEntry(id, e[1]))
 	}
 	return w, nil
-}
-
-// retention is how much of each change log is kept (see Config.ChangesMax).
-type retention struct {
-	Max int
-	Age time.Duration
 }

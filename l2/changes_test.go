@@ -121,8 +121,13 @@ func TestStore_Advance(t *testing.T) {
 		t.Errorf("log has %d entries after no changes, want 3", n)
 	}
 
-	// A zero base asks for a reset.
-	done, _, err = s.Advance(ctx, l2.Advance{Envelope: snap("usdm", 4), TTL: time.Minute, Changes: [][]byte{[]byte(`{"x":4}`)}})
+	// A writer that knows no base learns the stored one.
+	if _, stored, err = s.Advance(ctx, l2.Advance{Envelope: snap("usdm", 4), TTL: time.Minute}); !errors.Is(err, l2.ErrRebase) || stored.ETag != second.ETag {
+		t.Fatalf("Advance with a zero base = %+v, %v; want ErrRebase naming the stored snapshot", stored, err)
+	}
+
+	// A reset when asked.
+	done, _, err = s.Advance(ctx, l2.Advance{Envelope: snap("usdm", 4), TTL: time.Minute, Base: stored, Reset: true, Changes: [][]byte{[]byte(`{"x":4}`)}})
 	if err != nil || done.Reset == "" || len(done.IDs) != 0 {
 		t.Fatalf("Advance with a zero base = %+v, %v, want a reset", done, err)
 	}
@@ -214,7 +219,7 @@ func TestStore_Advance_race(t *testing.T) {
 }
 
 // TestStore_Advance_retention checks that the log keeps its last
-// ChangesMax entries and every entry younger than ChangesAge, and that a
+// Keep.Max entries and every entry younger than Keep.Age, and that a
 // cursor before what was trimmed can tell.
 func TestStore_Advance_retention(t *testing.T) {
 	srv := l2test.Start(t)
@@ -230,7 +235,8 @@ func TestStore_Advance_retention(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rdb.FlushAll(ctx)
-			s := l2.New(l2.Config{Client: rdb, Logger: discard(), ChangesMax: 3, ChangesAge: tt.age})
+			s := l2.New(l2.Config{Client: rdb, Logger: discard()})
+			keep := l2.Retention{Max: 3, Age: tt.age}
 			prev := snap("spot", 0)
 			if _, _, err := s.Advance(ctx, l2.Advance{Envelope: prev, TTL: time.Minute}); err != nil {
 				t.Fatal(err)
@@ -239,7 +245,7 @@ func TestStore_Advance_retention(t *testing.T) {
 			for i := 1; i <= 3; i++ {
 				time.Sleep(3 * time.Millisecond) // older than 1ms by Redis' clock
 				next := snap("spot", i)
-				done, _, err := s.Advance(ctx, l2.Advance{Envelope: next, TTL: time.Minute, Base: metaOf(prev),
+				done, _, err := s.Advance(ctx, l2.Advance{Envelope: next, TTL: time.Minute, Base: metaOf(prev), Keep: keep,
 					Changes: [][]byte{fmt.Appendf(nil, `{"a":%d}`, i), fmt.Appendf(nil, `{"b":%d}`, i)}})
 				if err != nil {
 					t.Fatal(err)

@@ -72,13 +72,6 @@ type Config struct {
 	// MaxHold bounds the backoff marker [Store.Hold] sets: a longer one is
 	// cut to it, with a Warn. If zero, DefaultMaxHold (72h).
 	MaxHold time.Duration
-	// ChangesMax and ChangesAge are the retention of each market's change
-	// log (see [Store.Advance]): an entry is trimmed once it is neither
-	// among the last ChangesMax nor younger than ChangesAge, by Redis'
-	// clock. If zero, DefaultChangesMax (10,000) and DefaultChangesAge (30
-	// days).
-	ChangesMax int
-	ChangesAge time.Duration
 	// Logger receives Warn (a read fell back to a miss) and Error (a write failed)
 	// records. If nil, slog.Default().
 	Logger *slog.Logger
@@ -94,7 +87,6 @@ type Store struct {
 	lastGoodTimeout time.Duration
 	maxValue        int // bytes
 	maxHold         time.Duration
-	changes         retention
 	log             *slog.Logger
 	errs            [len(ops)]atomic.Uint64 // failed calls, indexed like ops
 }
@@ -164,17 +156,10 @@ func New(cfg Config) *Store {
 	if cfg.MaxHold <= 0 {
 		cfg.MaxHold = DefaultMaxHold
 	}
-	if cfg.ChangesMax <= 0 {
-		cfg.ChangesMax = DefaultChangesMax
-	}
-	if cfg.ChangesAge <= 0 {
-		cfg.ChangesAge = DefaultChangesAge
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Store{
-		changes:         retention{Max: cfg.ChangesMax, Age: cfg.ChangesAge},
 		rdb:             cfg.Client,
 		prefix:          cfg.Prefix,
 		enc:             cfg.Encoding,

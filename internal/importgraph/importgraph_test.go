@@ -57,7 +57,7 @@ var layers = map[string]rule{
 
 	"": {
 		// changes: the diff the root runs when a newer snapshot replaces a
-		// market's (not imported yet).
+		// market's, and the change log it keeps.
 		may: []string{"l1", "l2", "fetch", "disk", "rules", "version", "changes", "exchangeinfo"},
 		why: "the root imports only the packages below it",
 	},
