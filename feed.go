@@ -47,6 +47,10 @@ const maxScan = 10000
 // a change recorded by another process whose announcement was lost.
 const pollChanges = 5 * time.Second
 
+// minRead is the least time between two reads of one subscription: a
+// flood of announcements (forged, say) wakes it at most this often.
+const minRead = 100 * time.Millisecond
+
 // ErrNoChangeLog is what Changes and Subscribe return when the Cache keeps
 // no change log (Config.ChangesMax negative).
 var ErrNoChangeLog = errors.New("symcache: no change log is kept (ChangesMax is negative)")
@@ -116,6 +120,7 @@ func (c *Cache) Subscribe(ctx context.Context, m exchangeinfo.Market, q ChangeQu
 		}
 		for ctx.Err() == nil {
 			wake := ms.feed.waiter() // before the read: a change recorded after it wakes this loop
+			read := time.Now()
 			p, more, err := ms.page(ctx, q)
 			if err != nil && ctx.Err() == nil {
 				if !yield(changes.Change{}, err) || errors.Is(err, changes.ErrGone) {
@@ -140,7 +145,25 @@ func (c *Cache) Subscribe(ctx context.Context, m exchangeinfo.Market, q ChangeQu
 			case <-t.C:
 			}
 			t.Stop()
+			if !sleep(ctx, minRead-time.Since(read)) {
+				return
+			}
 		}
+	}
+}
+
+// sleep waits d (if positive), or until ctx ends: then it reports false.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -356,3 +356,38 @@ func TestSubscribe(t *testing.T) {
 		t.Errorf("Changes of an unknown market: nil error")
 	}
 }
+
+// TestSubscribe_flood checks that a flood of announcements (forged, say)
+// wakes a subscription at most every 100 ms, not once per message: the
+// log is read a handful of times, not hundreds.
+func TestSubscribe_flood(t *testing.T) {
+	w := newWorld(t, withRedis(relaxed))
+	a := w.process(symcache.Config{}, markets(exchangeinfo.USDM))
+	refresh(t, a, exchangeinfo.USDM)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for range a.Subscribe(ctx, exchangeinfo.USDM, symcache.ChangeQuery{FromEnd: true}) {
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // it waits at the end of the log
+	reads := func() int {
+		var n int
+		for line := range strings.SplitSeq(w.rdb.Info(ctx, "commandstats").Val(), "\n") {
+			if strings.HasPrefix(line, "cmdstat_xrange:") {
+				fmt.Sscanf(line, "cmdstat_xrange:calls=%d", &n)
+			}
+		}
+		return n
+	}
+	before := reads()
+	start := time.Now()
+	for range 500 {
+		w.rdb.Publish(ctx, "symcache:invalidate", `{"market":"usdm","fetched_at":"2020-01-01T00:00:00Z","etag":"\"forged\""}`)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// One read per 100 ms of the flood and after it, and one more at most.
+	if n, most := reads()-before, int(time.Since(start)/(100*time.Millisecond))+2; n > most {
+		t.Errorf("500 announcements in %v: the log was read %d times, want at most %d", time.Since(start).Round(time.Millisecond), n, most)
+	}
+}
