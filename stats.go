@@ -55,7 +55,7 @@ type Stats struct {
 	// this one took up.
 	LocksAcquired, LockWaits, LockErrors, LocksLost, Adopted uint64
 	// Changes counts the changes this process recorded in the change log,
-	// by kind (every kind of changes.Kinds; nil without a change log).
+	// by kind (every kind of changes.Kinds; all 0 without a change log).
 	Changes map[string]uint64
 
 	State MarketState
@@ -99,10 +99,10 @@ func (m *market) statsNow() Stats {
 	for _, k := range staleClasses {
 		st.StaleByReason[k.String()] = c.staleBy[k].Load()
 	}
-	if f := m.feed; f != nil {
-		st.Changes = make(map[string]uint64, len(f.counts))
-		for i, k := range changes.Kinds() {
-			st.Changes[string(k)] = f.counts[i].Load()
+	st.Changes = make(map[string]uint64, len(changes.Kinds()))
+	for i, k := range changes.Kinds() {
+		if st.Changes[string(k)] = 0; m.feed != nil {
+			st.Changes[string(k)] = m.feed.counts[i].Load()
 		}
 	}
 	if l := m.lock; l != nil {

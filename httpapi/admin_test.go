@@ -605,6 +605,7 @@ type statusAnswer struct {
 			Adopted       uint64            `json:"adopted"`
 			FutureDated   uint64            `json:"future_dated"`
 			DiskErrors    uint64            `json:"disk_errors"`
+			Changes       map[string]uint64 `json:"changes"`
 		} `json:"counters"`
 		Upstream *struct {
 			UsedWeight   *int64    `json:"used_weight_1m"`
@@ -625,12 +626,31 @@ func TestAdmin_Status(t *testing.T) {
 		Body:   fixtures.Read(t, "binance/spot_exchangeinfo.json"),
 		Header: http.Header{"X-Mbx-Used-Weight-1m": {"42"}},
 	})
-	resp, _ := srv.get(spotPath, nil) // a miss
-	etag := resp.Header.Get("ETag")
+	srv.get(spotPath, nil) // a miss
 	srv.get(spotPath, nil) // a hit
 	w.upstream.Set(usdmPath, fetchtest.Response{Status: http.StatusServiceUnavailable, Body: []byte("<html>down</html>")})
 	srv.get(usdmPath, nil) // nothing to serve
-	srv.post("/admin/refresh/spot", withToken)
+	// The admin refresh gets an answer with one change: BTCUSDT's tick size.
+	spotBody := fixtures.Read(t, "binance/spot_exchangeinfo.json")
+	const tick = `"tickSize":"0.01000000"`
+	at := bytes.Index(spotBody, []byte(`"symbol":"BTCUSDT"`))
+	i := bytes.Index(spotBody[max(at, 0):], []byte(tick))
+	if at < 0 || i < 0 {
+		t.Fatal("no BTCUSDT tickSize in the spot recording")
+	}
+	at += i
+	w.upstream.Set(spotPath, fetchtest.Response{
+		Body:   slices.Concat(spotBody[:at], []byte(`"tickSize":"0.10000000"`), spotBody[at+len(tick):]),
+		Header: http.Header{"X-Mbx-Used-Weight-1m": {"42"}},
+	})
+	_, refresh := srv.post("/admin/refresh/spot", withToken)
+	var refreshed struct {
+		ETag string `json:"etag"`
+	}
+	if err := json.Unmarshal(refresh, &refreshed); err != nil || refreshed.ETag == "" {
+		t.Fatalf("POST /admin/refresh/spot = %s, want the snapshot's ETag", refresh)
+	}
+	etag := refreshed.ETag
 
 	resp, body := srv.get("/admin/status", withToken)
 	if resp.StatusCode != http.StatusOK {
@@ -664,6 +684,11 @@ func TestAdmin_Status(t *testing.T) {
 	if c.L1Hits != 1 || c.L1Misses != 1 || c.L2Misses != 1 || c.Fetches["ok"] != 2 || c.LocksAcquired == nil || *c.LocksAcquired != 2 || c.Stale != 0 {
 		t.Errorf("GET /admin/status spot counters = %+v, want 1 L1 hit, 1 L1 miss, 1 L2 miss, 2 ok fetches, 2 locks acquired, no stale", c)
 	}
+	// The refresh recorded one change; the first snapshot started the log.
+	wantChanges := map[string]uint64{"listed": 0, "delisted": 0, "status": 0, "permissions": 0, "filter": 1, "field": 0, "rate_limits": 0}
+	if !maps.Equal(c.Changes, wantChanges) {
+		t.Errorf("GET /admin/status spot counters.changes = %v, want %v", c.Changes, wantChanges)
+	}
 	if spot.AdminRefreshAt == nil || spot.AdminRefreshAt.Before(w.clock.Now().Add(50*time.Second)) {
 		t.Errorf("GET /admin/status spot admin_refresh_at = %v, want about a minute from now", spot.AdminRefreshAt)
 	}
@@ -674,6 +699,10 @@ func TestAdmin_Status(t *testing.T) {
 	usdm := st.Markets[1]
 	if usdm.State != "empty" || usdm.Ready || usdm.LastError == "" || usdm.Counters.Fetches["status"] != 1 || usdm.Counters.Unavailable != 1 || usdm.AdminRefreshAt != nil {
 		t.Errorf("GET /admin/status usdm = %+v, want empty, not ready, the last error, 1 status fetch, 1 unavailable, no admin refresh", usdm)
+	}
+	wantChanges["filter"] = 0
+	if !maps.Equal(usdm.Counters.Changes, wantChanges) {
+		t.Errorf("GET /admin/status usdm counters.changes = %v, want every kind at 0: %v", usdm.Counters.Changes, wantChanges)
 	}
 	// The fake Binance is one host for both markets: the weight is the
 	// host's, as Binance counts it per IP.

@@ -2,9 +2,12 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch/fetchtest"
@@ -190,6 +193,64 @@ func BenchmarkSymbols_L1Hit(b *testing.B) {
 				{name: "page-limit500", target: "/v1/symbols/spot?limit=500", status: http.StatusOK},
 				{name: "page-limit5000", target: "/v1/symbols/spot?limit=5000", status: http.StatusOK},
 			})
+		})
+	}
+}
+
+// changesHandler returns a handler over a cache of USD-M, with L2 on
+// Redis when withRedis, whose change log holds the changes of one
+// refresh: every symbol's status, and every minQty (about 1,900).
+func changesHandler(b *testing.B, withRedis bool) http.Handler {
+	w := newWorld(b, withRedis)
+	c := w.cache(exchangeinfo.USDM)
+	body := string(fixtures.Read(b, "binance/usdm_exchangeinfo.json"))
+	w.upstream.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: []byte(body)})
+	if _, err := c.Refresh(context.Background(), exchangeinfo.USDM); err != nil {
+		b.Fatal(err)
+	}
+	edited := strings.ReplaceAll(body, `"status": "TRADING"`, `"status": "BREAK"`)
+	edited = strings.ReplaceAll(edited, `"minQty": "`, `"minQty": "1`)
+	w.upstream.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: []byte(edited)})
+	w.clock.Advance(time.Second)
+	if _, err := c.Refresh(context.Background(), exchangeinfo.USDM); err != nil {
+		b.Fatal(err)
+	}
+	return w.handler(c, nil)
+}
+
+// BenchmarkChanges_Page serves a page of 500 changes, from memory and from
+// Redis, and a page filtered by kind (status: one change in three), beside
+// a page of 500 symbols of the same market, from L1.
+func BenchmarkChanges_Page(b *testing.B) {
+	for _, tier := range []struct {
+		name  string
+		redis bool
+	}{{"memory", false}, {"redis", true}} {
+		b.Run(tier.name, func(b *testing.B) {
+			h := changesHandler(b, tier.redis)
+			for _, c := range []struct{ name, target string }{
+				{"symbols-page500", "/v1/symbols/usdm?limit=500"},
+				{"changes-page500", "/v1/changes/usdm?since=0&limit=500"},
+				{"changes-status500", "/v1/changes/usdm?since=0&limit=500&kind=status"},
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					req := httptest.NewRequest(http.MethodGet, c.target, nil)
+					w := newDiscardWriter()
+					h.ServeHTTP(w, req)
+					if w.code != http.StatusOK || w.n < 100_000 {
+						b.Fatalf("GET %s = %d with %d bytes, want 200 and a full page", c.target, w.code, w.n)
+					}
+					b.ReportAllocs()
+					b.SetBytes(int64(w.n))
+					for b.Loop() {
+						w.reset()
+						h.ServeHTTP(w, req)
+						if w.code != http.StatusOK {
+							b.Fatalf("GET %s = %d", c.target, w.code)
+						}
+					}
+				})
+			}
 		})
 	}
 }

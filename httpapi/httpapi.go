@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/changes"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/rules"
@@ -39,6 +41,8 @@ type Backend interface {
 	Refresh(ctx context.Context, m exchangeinfo.Market) (symcache.Result, error)
 	Invalidate(ctx context.Context, m exchangeinfo.Market, dropL2 bool) (l2Deleted bool, err error)
 	ClearBackoff(ctx context.Context, m exchangeinfo.Market) (cleared bool, err error)
+	Changes(ctx context.Context, m exchangeinfo.Market, q symcache.ChangeQuery) (symcache.ChangePage, error)
+	Subscribe(ctx context.Context, m exchangeinfo.Market, q symcache.ChangeQuery) iter.Seq2[changes.Change, error]
 }
 
 // Config configures the handler. Only Cache is required.
@@ -89,6 +93,14 @@ type Config struct {
 	// writes, not the whole, has WriteGrace plus its size at MinClientRate.
 	// If nil, nothing is forwarded: those paths are 404s too.
 	Forward http.Handler
+	// Heartbeat is the longest a change stream stays silent: a comment
+	// line is sent when no change was. If zero, DefaultHeartbeat (15s).
+	Heartbeat time.Duration
+	// Stop, when closed, ends every change stream: a server shutting down
+	// closes it, so that its drain does not wait for streams that never
+	// end (their clients reconnect with Last-Event-ID, to another sidecar
+	// or this one restarted). If nil, streams end with their clients.
+	Stop <-chan struct{}
 	// ForwardStats is the forwarder whose counters /metrics shows
 	// (symcache_forwarded_requests_total, symcache_forwarded_used_weight),
 	// usually the same *forward.Forwarder as Forward. If nil, none.
@@ -121,7 +133,9 @@ type handler struct {
 	// without forwarding.
 	forwarded map[string]bool
 	// ups are the markets' upstreams, for the used weight on data answers.
-	ups map[exchangeinfo.Market]UpstreamStats
+	ups       map[exchangeinfo.Market]UpstreamStats
+	heartbeat time.Duration   // of change streams
+	stop      <-chan struct{} // ends change streams; nil: never
 }
 
 // New returns the echo instance serving every route.
@@ -144,12 +158,14 @@ func New(cfg Config) (*echo.Echo, error) {
 		return nil, err
 	}
 	h := &handler{
-		cache:    cfg.Cache,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		headers:  newPreparedHeaders(),
-		deadline: newWriteDeadline(cfg),
-		ups:      cfg.Upstreams,
+		cache:     cfg.Cache,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		headers:   newPreparedHeaders(),
+		deadline:  newWriteDeadline(cfg),
+		ups:       cfg.Upstreams,
+		heartbeat: cmp.Or(cfg.Heartbeat, DefaultHeartbeat),
+		stop:      cfg.Stop,
 		counters: requestCounters{
 			vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "symcache_http_requests_total",
@@ -186,6 +202,8 @@ func New(cfg Config) (*echo.Echo, error) {
 	get("/v1/symbols/:market/:symbol", h.symbol)
 	get("/v1/symbols/:market/:symbol/rules", h.symbolRules)
 	get("/v1/symbols/:market/:symbol/normalize", h.normalize)
+	get("/v1/changes/:market", h.listChanges)
+	get("/v1/changes/:market/stream", h.streamChanges)
 	get("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	get("/readyz", h.readyz)
 	get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/changes"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
@@ -911,6 +913,12 @@ func (noAdmin) Invalidate(context.Context, exchangeinfo.Market, bool) (bool, err
 }
 func (noAdmin) ClearBackoff(context.Context, exchangeinfo.Market) (bool, error) {
 	panic("ClearBackoff not expected")
+}
+func (noAdmin) Changes(context.Context, exchangeinfo.Market, symcache.ChangeQuery) (symcache.ChangePage, error) {
+	panic("Changes not expected")
+}
+func (noAdmin) Subscribe(context.Context, exchangeinfo.Market, symcache.ChangeQuery) iter.Seq2[changes.Change, error] {
+	panic("Subscribe not expected")
 }
 
 func (panicking) Get(context.Context, exchangeinfo.Market) (symcache.Result, error) { panic("boom") }

@@ -71,6 +71,8 @@ var (
 		"Snapshots another sidecar fetched that this one took up from L2, by market.", []string{"market"}, nil)
 	descFutureDated = prometheus.NewDesc("symcache_future_dated_total",
 		"Values ignored because they were dated more than a minute after this sidecar's clock (Redis envelopes, meta keys, announcements), by market.", []string{"market"}, nil)
+	descChanges = prometheus.NewDesc("symcache_symbol_changes_total",
+		"Changes this process recorded in the change log, by kind (listed, delisted, status, permissions, filter, field, rate_limits).", []string{"market", "kind"}, nil)
 	descDiskErrors = prometheus.NewDesc("symcache_disk_errors_total",
 		"Disk copies refused at start (not a regular file, too large, invalid, dated in the future) and saves that failed, by market.", []string{"market"}, nil)
 	descAge = prometheus.NewDesc("symcache_snapshot_age_seconds",
@@ -80,7 +82,7 @@ var (
 )
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descBlocked, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated, descDiskErrors} {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descL2Errors, descFetches, descStale, descUnavailable, descShared, descLock, descAdopted, descAge, descSymbols, descUpRequests, descUpLatency, descUsedWeight, descBlocked, descRedisErrors, descL1Bytes, descL1Dropped, descFutureDated, descDiskErrors, descChanges} {
 		ch <- d
 	}
 }

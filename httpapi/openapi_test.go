@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,14 +39,24 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 
+	"github.com/symcache/symcache"
 	"github.com/symcache/symcache/exchangeinfo"
+	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/l1"
+	"github.com/symcache/symcache/l2"
 )
 
 // oaSpecFile is the OpenAPI document, relative to this package.
 const oaSpecFile = "../api/openapi.yaml"
+
+// Server-Sent Events (the change stream) are text: kin-openapi validates
+// them against their string schema as it does text/plain.
+func init() {
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+}
 
 // oaLoadSpec reads and validates the OpenAPI document (examples included:
 // kin-openapi checks each against its schema).
@@ -697,7 +708,7 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		spotOnly := newOACheck(t, doc, w.server(w.cache(exchangeinfo.Spot), nil))
 		checks = append(checks, coinmOnly, spotOnly)
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
-			for _, target := range []string{spotPath, usdmPath, "/v1/symbols/spot", "/v1/symbols/usdm/BTCUSDT", "/v1/symbols/spot/BTCUSDT/rules", "/v1/symbols/spot/BTCUSDT/normalize?quantity=1&price=1"} {
+			for _, target := range []string{spotPath, usdmPath, "/v1/symbols/spot", "/v1/symbols/usdm/BTCUSDT", "/v1/symbols/spot/BTCUSDT/rules", "/v1/symbols/spot/BTCUSDT/normalize?quantity=1&price=1", "/v1/changes/spot", "/v1/changes/usdm/stream?since=0"} {
 				coinmOnly.run(t, oaExchange{m, target, nil, http.StatusNotFound, true})
 			}
 			spotOnly.run(t, oaExchange{m, coinmPath, nil, http.StatusNotFound, true})
@@ -790,7 +801,7 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		p := newOACheck(t, doc, oaServe(t, e))
 		checks = append(checks, p)
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
-			for _, target := range []string{spotPath, usdmPath, coinmPath, "/v1/symbols/spot", "/v1/symbols/spot/BTCUSDT", "/v1/symbols/spot/BTCUSDT/rules", "/v1/symbols/spot/BTCUSDT/normalize?quantity=1"} {
+			for _, target := range []string{spotPath, usdmPath, coinmPath, "/v1/symbols/spot", "/v1/symbols/spot/BTCUSDT", "/v1/symbols/spot/BTCUSDT/rules", "/v1/symbols/spot/BTCUSDT/normalize?quantity=1", "/v1/changes/spot", "/v1/changes/spot/stream"} {
 				p.run(t, oaExchange{m, target, nil, http.StatusInternalServerError, true})
 			}
 		}
@@ -866,6 +877,246 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		fast.run(t, oaExchange{http.MethodPost, "/admin/invalidate/spot?l2=true", auth, http.StatusServiceUnavailable, true})
 	})
 
+	t.Run("change feed", func(t *testing.T) {
+		// USD-M as Binance answered it in February 2024, then today: the
+		// log of a real market's changes. The second answer is 5.3 times
+		// the size of the first, so this Cache takes any growth.
+		w := oaSmallWorld(t)
+		c := oaFeedCache(w, nil, exchangeinfo.Spot, exchangeinfo.USDM)
+		e, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, Heartbeat: 50 * time.Millisecond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := newOACheck(t, doc, oaServe(t, oaStreamsEnd(e, 400*time.Millisecond)))
+		checks = append(checks, sc)
+		ok := func(method, target string, h http.Header) oaResult {
+			t.Helper()
+			return sc.run(t, oaExchange{method, target, h, http.StatusOK, true})
+		}
+		bad := func(method, target string, h http.Header, status int, conforms bool) {
+			t.Helper()
+			sc.run(t, oaExchange{method, target, h, status, conforms})
+		}
+		page := func(target string) (p oaChangePage) {
+			t.Helper()
+			r := ok(http.MethodGet, target, nil)
+			if err := json.Unmarshal(r.body, &p); err != nil {
+				t.Fatalf("GET %s: %v", target, err)
+			}
+			if got := r.resp.Header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("GET %s Cache-Control = %q, want no-store", target, got)
+			}
+			return p
+		}
+
+		// Before any snapshot, the log has no end yet: 0-0.
+		if p := page("/v1/changes/usdm"); p.Next != "0-0" || len(p.Changes) != 0 {
+			t.Errorf("GET /v1/changes/usdm before any snapshot = %+v, want no changes and next 0-0", p)
+		}
+		ok(http.MethodGet, usdmPath, nil) // the 2024 snapshot: the log starts
+		start := page("/v1/changes/usdm").Next
+		ok(http.MethodHead, "/v1/changes/usdm", nil)
+		w.upstream.Set(usdmPath, fetchtest.Response{Body: fixtures.Read(t, "binance/usdm_exchangeinfo.json"), Gzip: true})
+		if _, err := c.Refresh(context.Background(), exchangeinfo.USDM); err != nil {
+			t.Fatalf("Refresh(usdm) = %v", err)
+		}
+		end := page("/v1/changes/usdm").Next
+		if start == "0-0" || end == start {
+			t.Fatalf("the log's end before and after the refresh: %s, %s; want two ids", start, end)
+		}
+
+		// Follow from start, page after page, to the end.
+		var all []oaChange
+		for cursor, pages := start, 0; ; pages++ {
+			p := page("/v1/changes/usdm?since=" + cursor + "&limit=5000")
+			all = append(all, p.Changes...)
+			if len(p.Changes) < 5000 || pages > 10 {
+				if p.Next != end {
+					t.Errorf("the last page's next = %s, want the log's end %s", p.Next, end)
+				}
+				break
+			}
+			cursor = p.Next
+		}
+		kinds := map[string]int{}
+		for i, ch := range all {
+			kinds[ch.Kind]++
+			if i > 0 && !oaCursorBefore(all[i-1].ID, ch.ID) {
+				t.Fatalf("change %d id %s after %s: want ids that grow", i, ch.ID, all[i-1].ID)
+			}
+		}
+		t.Logf("%d changes from the 2024 USD-M answer to today's: %v", len(all), kinds)
+		for _, k := range []string{"listed", "delisted", "filter", "field"} {
+			if kinds[k] == 0 {
+				t.Errorf("no %s change among %d, want some", k, len(all))
+			}
+		}
+		// since=0 follows from the oldest change kept: the same changes.
+		if p := page("/v1/changes/usdm?since=0&limit=5"); len(all) < 5 || len(p.Changes) != 5 || p.Changes[0].ID != all[0].ID || p.Next != all[4].ID {
+			t.Errorf("GET /v1/changes/usdm?since=0&limit=5 = %d changes from %v, next %s; want the first 5 of %d", len(p.Changes), p.Changes, p.Next, len(all))
+		}
+		for _, q := range []string{
+			"since=0-0&symbol=btcusdt,%20ETHUSDT&kind=FILTER,field",
+			"since=" + start + "&kind=listed,delisted&limit=3",
+			"since=" + start + "&symbol=NOSUCHSYMBOL",
+			"since=" + end,
+		} {
+			p := page("/v1/changes/usdm?" + q)
+			ok(http.MethodHead, "/v1/changes/usdm?"+q, nil)
+			for _, ch := range p.Changes {
+				if strings.Contains(q, "symbol=btcusdt") && ch.Symbol != "BTCUSDT" && ch.Symbol != "ETHUSDT" {
+					t.Errorf("GET ?%s: a change of %s", q, ch.Symbol)
+				}
+			}
+		}
+		// Gone: before the log's start, or past its end (a cursor of a log
+		// that was lost).
+		for _, since := range []string{"1-0", "99999999999999-0"} {
+			bad(http.MethodGet, "/v1/changes/usdm?since="+since, nil, http.StatusGone, true)
+			bad(http.MethodHead, "/v1/changes/usdm?since="+since, nil, http.StatusGone, true)
+		}
+		for _, tt := range []struct {
+			query    string
+			conforms bool
+		}{
+			{"since=abc", false},
+			{"since=", false},
+			{"since=01-0", false},
+			{"since=18446744073709551616-0", true},
+			{"kind=nope", true},
+			{"kind=filter,", false},
+			{"limit=0", false},
+			{"limit=5001", false},
+			{"limit=ten", false},
+			{"symbol=,", true}, // no name in it
+			{"cursor=1", false},
+			{"since=0&since=1", false},
+			{"%zz=1", false},
+		} {
+			bad(http.MethodGet, "/v1/changes/usdm?"+tt.query, nil, http.StatusBadRequest, tt.conforms)
+			bad(http.MethodHead, "/v1/changes/usdm?"+tt.query, nil, http.StatusBadRequest, tt.conforms)
+		}
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			bad(m, "/v1/changes/nope", nil, http.StatusBadRequest, false) // 400 here, unlike /v1/symbols
+			bad(m, "/v1/changes/coinm", nil, http.StatusNotFound, true)
+		}
+
+		// The stream. Its answers end when the server's context does.
+		stream := func(target string, h http.Header) string {
+			t.Helper()
+			r := sc.run(t, oaExchange{http.MethodGet, target, h, http.StatusOK, true})
+			if got := r.resp.Header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("GET %s Cache-Control = %q, want no-store", target, got)
+			}
+			return string(r.body)
+		}
+		if got, want := stream("/v1/changes/usdm/stream", nil), "retry: 2000\nid: "+end+"\n\n: heartbeat\n\n"; !strings.HasPrefix(got, want) {
+			t.Errorf("GET /v1/changes/usdm/stream = %.200q, want the end of the log as its id, then heartbeats: %q…", got, want)
+		}
+		// The changes of one symbol, as the pages gave them.
+		var btc []oaChange
+		for _, ch := range all {
+			if ch.Symbol == "BTCUSDT" {
+				btc = append(btc, ch)
+			}
+		}
+		body := stream("/v1/changes/usdm/stream?since="+start+"&symbol=BTCUSDT", nil)
+		if !strings.HasPrefix(body, "retry: 2000\nid: "+start+"\n\n") {
+			t.Errorf("GET /v1/changes/usdm/stream?since=%s = %.200q, want the cursor in force first", start, body)
+		}
+		var sent []oaChange
+		for _, ev := range oaEvents(t, body)[1:] {
+			if ev.comment != "" {
+				continue
+			}
+			var ch oaChange
+			if err := json.Unmarshal([]byte(ev.data), &ch); err != nil || ev.event != "" || ev.id != ch.ID {
+				t.Fatalf("event %+v: %v; want a message with the change's id and its JSON", ev, err)
+			}
+			sent = append(sent, ch)
+		}
+		if len(btc) == 0 || !reflect.DeepEqual(sent, btc) {
+			t.Errorf("the stream of BTCUSDT's changes sent %d changes, want the %d the pages gave", len(sent), len(btc))
+		}
+		// Last-Event-ID, a reconnecting EventSource's, wins over since.
+		if got := stream("/v1/changes/usdm/stream?since=0", oaHeader("Last-Event-ID", end)); !strings.HasPrefix(got, "retry: 2000\nid: "+end+"\n\n") {
+			t.Errorf("GET /v1/changes/usdm/stream?since=0 with Last-Event-ID %s = %.200q, want to resume at %s", end, got, end)
+		}
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			if m == http.MethodHead {
+				ok(m, "/v1/changes/usdm/stream", nil)
+				ok(m, "/v1/changes/usdm/stream?since="+start+"&kind=filter", oaHeader("Last-Event-ID", end))
+			}
+			bad(m, "/v1/changes/usdm/stream?since=1-0", nil, http.StatusGone, true)
+			bad(m, "/v1/changes/usdm/stream", oaHeader("Last-Event-ID", "1-0"), http.StatusGone, true)
+			bad(m, "/v1/changes/usdm/stream", oaHeader("Last-Event-ID", "last"), http.StatusBadRequest, false)
+			bad(m, "/v1/changes/usdm/stream?limit=1", nil, http.StatusBadRequest, false)
+			bad(m, "/v1/changes/usdm/stream?kind=nope", nil, http.StatusBadRequest, true)
+			bad(m, "/v1/changes/nope/stream", nil, http.StatusBadRequest, false)
+			bad(m, "/v1/changes/coinm/stream", nil, http.StatusNotFound, true)
+		}
+
+		// Redis down: the log cannot be read.
+		w.redis.Stop()
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			bad(m, "/v1/changes/usdm?since="+start, nil, http.StatusServiceUnavailable, true)
+			bad(m, "/v1/changes/usdm/stream", nil, http.StatusServiceUnavailable, true)
+		}
+	})
+
+	t.Run("change stream gone", func(t *testing.T) {
+		// Without Redis, the log is this process's, and the world's clock
+		// ages it: it keeps 1 entry and what is younger than a minute.
+		w := newWorld(t, false)
+		base := fixtures.Read(t, "binance/usdm_exchangeinfo_2024-02-12.json")
+		withTick := func(tick string) []byte { // BTCUSDT's tick size, 0.10 in the recording
+			t.Helper()
+			at := bytes.Index(base, []byte(`"symbol":"BTCUSDT"`))
+			i := bytes.Index(base[max(at, 0):], []byte(`"tickSize":"0.10"`))
+			if at < 0 || i < 0 {
+				t.Fatal("no BTCUSDT tickSize in the 2024 USD-M recording")
+			}
+			at += i
+			return slices.Concat(base[:at], []byte(`"tickSize":"`+tick+`"`), base[at+len(`"tickSize":"0.10"`):])
+		}
+		w.upstream.Set(usdmPath, fetchtest.Response{Body: base})
+		c := oaFeedCache(w, func(cfg *symcache.Config) { cfg.ChangesMax, cfg.ChangesAge = 1, time.Minute }, exchangeinfo.USDM)
+		e, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refresh := func(body []byte) {
+			w.upstream.Set(usdmPath, fetchtest.Response{Body: body})
+			if _, err := c.Refresh(context.Background(), exchangeinfo.USDM); err != nil {
+				t.Errorf("Refresh(usdm) = %v", err)
+			}
+		}
+		// Once the stream started, before it reads: a change, then another
+		// two minutes later, which trims the first one from the log.
+		behind := func() {
+			refresh(withTick("0.20"))
+			w.clock.Advance(2 * time.Minute)
+			refresh(withTick("0.30"))
+		}
+		sc := newOACheck(t, doc, oaServe(t, oaStreamsEnd(oaOnFirstFlush(e, behind), 5*time.Second)))
+		checks = append(checks, sc)
+		sc.run(t, oaExchange{http.MethodGet, usdmPath, nil, http.StatusOK, true})
+		var p oaChangePage
+		if err := json.Unmarshal(sc.run(t, oaExchange{http.MethodGet, "/v1/changes/usdm", nil, http.StatusOK, true}).body, &p); err != nil {
+			t.Fatal(err)
+		}
+		target := "/v1/changes/usdm/stream?since=" + p.Next
+		evs := oaEvents(t, string(sc.run(t, oaExchange{http.MethodGet, target, nil, http.StatusOK, true}).body))
+		var gone apiError
+		if len(evs) != 2 || evs[0] != (oaEvent{id: p.Next, retry: "2000"}) || evs[1].event != "gone" || evs[1].id != "" ||
+			json.Unmarshal([]byte(evs[1].data), &gone) != nil || gone.Code == nil || *gone.Code != -1130 || gone.Msg == nil {
+			t.Errorf("GET %s = %+v, want the cursor, then the event gone with a -1130 error, then the end", target, evs)
+		}
+		// The stream's last id is gone too: reconnecting is a 410.
+		sc.run(t, oaExchange{http.MethodGet, "/v1/changes/usdm/stream", oaHeader("Last-Event-ID", p.Next), http.StatusGone, true})
+		sc.run(t, oaExchange{http.MethodGet, "/v1/changes/usdm?since=" + p.Next, nil, http.StatusGone, true})
+	})
+
 	// Every status the document gives an operation was answered by the
 	// handlers.
 	seen, n := map[string]bool{}, 0
@@ -883,6 +1134,162 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 			}
 		}
 	}
+}
+
+// oaFeedCache is world.cache without the growth guard (Config.MaxGrowth
+// negative: the change feed's exchanges replace the 2024 USD-M recording
+// with today's, 5.3 times its size), and with tweak's changes to its Config.
+func oaFeedCache(w *world, tweak func(*symcache.Config), markets ...exchangeinfo.Market) *symcache.Cache {
+	t := w.tb
+	t.Helper()
+	cfg := symcache.Config{
+		Upstreams:       make(map[exchangeinfo.Market]symcache.Upstream),
+		RefreshInterval: -1,
+		MaxGrowth:       -1,
+		Logger:          discard(),
+		Now:             w.clock.Now,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	gate := fetch.NewGate()
+	w.upstreams = make(map[exchangeinfo.Market]httpapi.UpstreamStats)
+	for _, m := range markets {
+		up, err := fetch.New(fetch.Config{Market: m, BaseURLs: []string{w.upstream.URL}, Gate: gate, Logger: discard(), Now: w.clock.Now})
+		if err != nil {
+			t.Fatalf("fetch.New(%s) = %v", m, err)
+		}
+		cfg.Upstreams[m], w.upstreams[m] = up, up
+	}
+	mem, err := l1.New(l1.Config{})
+	if err != nil {
+		t.Fatalf("l1.New = %v", err)
+	}
+	t.Cleanup(mem.Close)
+	cfg.L1, w.l1, w.l2 = mem, mem, nil
+	if w.redis != nil {
+		store := l2.New(l2.Config{Client: w.redis.Client(t), Logger: discard(), Timeout: time.Second})
+		cfg.L2, cfg.Coordinator, w.l2 = store, store, store
+	}
+	c, err := symcache.New(cfg)
+	if err != nil {
+		t.Fatalf("symcache.New = %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// oaStreamsEnd serves h, ending each change stream after d (its request's
+// context ends), so that a client reads the whole of a stream's answer.
+func oaStreamsEnd(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// oaOnFirstFlush serves h, and calls f once, before it returns from the
+// first flush of a change stream: after the stream's cursor was checked
+// and its first block sent, before it reads the log.
+func oaOnFirstFlush(h http.Handler, f func()) http.Handler {
+	var once sync.Once
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			w = oaFlushHook{w, func() { once.Do(f) }}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type oaFlushHook struct {
+	http.ResponseWriter
+	after func()
+}
+
+func (w oaFlushHook) Flush() {
+	http.NewResponseController(w.ResponseWriter).Flush()
+	w.after()
+}
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (w oaFlushHook) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// oaChangePage and oaChange are a page of the change feed and a change, as
+// the document describes them.
+type oaChangePage struct {
+	Market  string     `json:"market"`
+	Changes []oaChange `json:"changes"`
+	Next    string     `json:"next"`
+}
+
+type oaChange struct {
+	ID      string          `json:"id"`
+	Market  string          `json:"market"`
+	Kind    string          `json:"kind"`
+	Symbol  string          `json:"symbol"`
+	Filter  string          `json:"filter"`
+	Field   string          `json:"field"`
+	Old     json.RawMessage `json:"old"`
+	New     json.RawMessage `json:"new"`
+	Added   []string        `json:"added"`
+	Removed []string        `json:"removed"`
+	Status  string          `json:"status"`
+	From    map[string]any  `json:"from"`
+	To      map[string]any  `json:"to"`
+}
+
+// oaCursorBefore reports whether the cursor a ("<ms>-<seq>") is before b.
+func oaCursorBefore(a, b string) bool {
+	num := func(c string) (ms, seq uint64) {
+		m, s, _ := strings.Cut(c, "-")
+		ms, _ = strconv.ParseUint(m, 10, 64)
+		seq, _ = strconv.ParseUint(s, 10, 64)
+		return ms, seq
+	}
+	am, as := num(a)
+	bm, bs := num(b)
+	return am < bm || am == bm && as < bs
+}
+
+// oaEvent is one block of a Server-Sent Events stream.
+type oaEvent struct {
+	id, event, data, retry, comment string
+}
+
+// oaEvents reads an event stream as the document describes it: blocks
+// ended by a blank line, each of "name: value" lines or one comment line.
+func oaEvents(t *testing.T, body string) []oaEvent {
+	t.Helper()
+	if !strings.HasSuffix(body, "\n\n") {
+		t.Fatalf("event stream %.200q…: want blocks ended by a blank line", body)
+	}
+	var out []oaEvent
+	for block := range strings.SplitSeq(strings.TrimSuffix(body, "\n\n"), "\n\n") {
+		var ev oaEvent
+		for line := range strings.SplitSeq(block, "\n") {
+			name, value, found := strings.Cut(line, ": ")
+			switch {
+			case name == "" && found:
+				ev.comment = value
+			case name == "id":
+				ev.id = value
+			case name == "event":
+				ev.event = value
+			case name == "data":
+				ev.data = value
+			case name == "retry":
+				ev.retry = value
+			default:
+				t.Fatalf("event stream: line %q in block %q", line, block)
+			}
+		}
+		out = append(out, ev)
+	}
+	return out
 }
 
 // oaServe serves h on a real listener, like world.server.
@@ -1017,6 +1424,12 @@ func TestOpenAPI_CatchesDisagreement(t *testing.T) {
 		{"error codes without -1121", func(doc *openapi3.T) {
 			doc.Components.Schemas["ExchangeInfoError"].Value.AllOf[1].Value.Properties["code"].Value.Enum = []any{-1100.0}
 		}, oaExchange{http.MethodGet, spotPath + "?symbol=NOPE", nil, http.StatusBadRequest, true}},
+		{"next as an integer", func(doc *openapi3.T) {
+			doc.Components.Schemas["ChangePage"].Value.Properties["next"] = openapi3.NewSchemaRef("", openapi3.NewIntegerSchema())
+		}, oaExchange{http.MethodGet, "/v1/changes/spot", nil, http.StatusOK, true}},
+		{"no X-Accel-Buffering on the stream", func(doc *openapi3.T) {
+			delete(doc.Components.Responses["ChangesStreamHead"].Value.Headers, "X-Accel-Buffering")
+		}, oaExchange{http.MethodHead, "/v1/changes/usdm/stream", nil, http.StatusOK, true}},
 		{"healthz as JSON", func(doc *openapi3.T) {
 			r := doc.Paths.Value("/healthz").Get.Responses.Status(200).Value
 			r.Content = openapi3.NewContentWithJSONSchema(openapi3.NewStringSchema())

@@ -32,6 +32,7 @@ var counterTable = []counterRow{
 	{key: "adopted", desc: descAdopted, one: func(s *symcache.Stats) uint64 { return s.Adopted }},
 	{key: "future_dated", desc: descFutureDated, one: func(s *symcache.Stats) uint64 { return s.FutureDated }},
 	{key: "disk_errors", desc: descDiskErrors, one: func(s *symcache.Stats) uint64 { return s.DiskErrors }},
+	{key: "changes", desc: descChanges, by: func(s *symcache.Stats) map[string]uint64 { return s.Changes }},
 }
 
 // counterRow is one count of symcache.Stats, or one family of counts.

@@ -291,7 +291,9 @@ type LogWindow struct {
 }
 
 // Changes reads market's change log after the id after ("0-0" for its
-// start), at most n entries (1 to 10,000), within Timeout, in one script.
+// start), at most n entries (1 to 10,000), in one script, within
+// LastGoodTimeout: a page of thousands of changes takes longer than
+// Timeout allows a snapshot read on the request path.
 // An entry that is neither a change nor a reset (a field of another name,
 // a value larger than 1 MiB) is read as a reset, so that consumers reload
 // rather than skip what it stood for. A Redis error, or a reply that is no
@@ -300,7 +302,7 @@ func (s *Store) Changes(ctx context.Context, market, after string, n int) (LogWi
 	if n < 1 || n > 10000 {
 		return LogWindow{}, fmt.Errorf("l2 changes %q: count %d, want 1 to 10000", market, n)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.lastGoodTimeout)
 	defer cancel()
 	key := ChangesKey(market)
 	v, err := changesScript.Run(ctx, s.rdb, []string{s.prefix + key}, after, n, MaxChangeBytes).Slice()

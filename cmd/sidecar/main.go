@@ -69,6 +69,8 @@ type config struct {
 	disk          *disk.Store // nil without stateDir
 	l2Encoding    l2.Encoding
 	maxLoss       float64
+	maxGrowth     float64 // 0: any growth
+	changesMax    int
 	l2Timeout     time.Duration
 	redisOptions  *l2.ClientOptions
 	minClientRate int64         // bytes a second (httpapi.Config.MinClientRate)
@@ -113,6 +115,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		encoding   = fs.String("l2-encoding", cmp.Or(getenv("SYMCACHE_L2_ENCODING"), "json"), "json or gzip envelopes in Redis [SYMCACHE_L2_ENCODING]")
 		l2Timeout  = fs.String("l2-timeout", cmp.Or(getenv("SYMCACHE_L2_TIMEOUT"), "50ms"), "budget of each Redis read; slower reads fall through to the next tier [SYMCACHE_L2_TIMEOUT]")
 		maxLoss    = fs.String("max-symbol-loss", cmp.Or(getenv("SYMCACHE_MAX_SYMBOL_LOSS"), "0.5"), "reject an answer that lost more than this fraction of the last good symbols; 1 = accept any [SYMCACHE_MAX_SYMBOL_LOSS]")
+		maxGrowth  = fs.String("max-growth", cmp.Or(getenv("SYMCACHE_MAX_GROWTH"), "4"), "hold back an answer more than this many times larger than the last good one, in symbols or bytes, until it keeps coming for a TTL; 0 = accept any [SYMCACHE_MAX_GROWTH]")
+		changesMax = fs.String("changes-max", cmp.Or(getenv("SYMCACHE_CHANGES_MAX"), "10000"), "changes each market's change log keeps at least (it also keeps every change younger than 30 days) [SYMCACHE_CHANGES_MAX]")
 		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
 		forwardOn  = fs.String("forward", cmp.Or(getenv("SYMCACHE_FORWARD"), "on"), "on or off: forward the requests under /api/, /sapi/, /fapi/ and /dapi/ that are not cached to the market's Binance base URL; off answers them 404 [SYMCACHE_FORWARD]")
 		fwdTimeout = fs.String("forward-timeout", cmp.Or(getenv("SYMCACHE_FORWARD_TIMEOUT"), "10s"), "how long a forwarded request waits for Binance's answer to begin; then 504 (-1007 once sent: its outcome is unknown) [SYMCACHE_FORWARD_TIMEOUT]")
@@ -201,6 +205,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if cfg.maxLoss, err = strconv.ParseFloat(*maxLoss, 64); err != nil || !(cfg.maxLoss > 0 && cfg.maxLoss <= 1) {
 		return config{}, &settingError{name("max-symbol-loss", "SYMCACHE_MAX_SYMBOL_LOSS"), fmt.Sprintf("%q is not a fraction in (0, 1] such as 0.5", *maxLoss)}
+	}
+	if cfg.maxGrowth, err = strconv.ParseFloat(*maxGrowth, 64); err != nil || !(cfg.maxGrowth == 0 || cfg.maxGrowth > 1 && cfg.maxGrowth <= 1e6) {
+		return config{}, &settingError{name("max-growth", "SYMCACHE_MAX_GROWTH"), fmt.Sprintf("%q is not a factor above 1 such as 4, or 0 to accept any growth", *maxGrowth)}
+	}
+	if cfg.changesMax, err = strconv.Atoi(*changesMax); err != nil || cfg.changesMax < 1 || cfg.changesMax > 10_000_000 {
+		return config{}, &settingError{name("changes-max", "SYMCACHE_CHANGES_MAX"), fmt.Sprintf("%q is not a whole number from 1 to 10000000", *changesMax)}
 	}
 	if cfg.minClientRate, err = strconv.ParseInt(*minRate, 10, 64); err != nil || cfg.minClientRate <= 0 {
 		return config{}, &settingError{name("min-client-rate", "SYMCACHE_MIN_CLIENT_RATE"), fmt.Sprintf("%q is not a positive number of bytes a second such as 65536", *minRate)}
@@ -378,7 +388,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		RefreshInterval: cfg.refresh,
 		StaleMax:        cmp.Or(cfg.staleMax, -1), // SYMCACHE_STALE_MAX=0: no limit
 		MaxSymbolLoss:   cfg.maxLoss,
+		MaxGrowth:       cfg.maxGrowth,
+		ChangesMax:      cfg.changesMax,
 		Logger:          log,
+	}
+	if cfg.maxGrowth == 0 {
+		ccfg.MaxGrowth = -1 // any growth accepted
 	}
 	if cfg.maxLoss >= 1 {
 		ccfg.MaxSymbolLoss = -1 // any loss accepted
@@ -406,6 +421,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer cache.Close()
 	hcfg.Cache = cache
+	stopping := make(chan struct{}) // closed when the drain starts: change streams end
+	hcfg.Stop = stopping
 	h, err := httpapi.New(hcfg)
 	if err != nil {
 		return err
@@ -428,6 +445,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnState:         open.track,
 	}
+	srv.RegisterOnShutdown(func() { close(stopping) })
 	l2desc := "none"
 	if cfg.redisOptions != nil {
 		l2desc = cfg.redisOptions.String() // no password

@@ -111,6 +111,7 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
 		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
 		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE", "SYMCACHE_FORWARD", "SYMCACHE_FORWARD_TIMEOUT",
+		"SYMCACHE_MAX_GROWTH", "SYMCACHE_CHANGES_MAX",
 		"REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
 		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`, `"65536"`, `"15s"`,
 	} {
@@ -418,6 +419,13 @@ func TestRun_BadStateDirAndLoss(t *testing.T) {
 		{map[string]string{"SYMCACHE_MAX_SYMBOL_LOSS": "0"}, "SYMCACHE_MAX_SYMBOL_LOSS"},
 		{map[string]string{"SYMCACHE_MAX_SYMBOL_LOSS": "half"}, "SYMCACHE_MAX_SYMBOL_LOSS"},
 		{map[string]string{"SYMCACHE_MAX_SYMBOL_LOSS": "1.5"}, "SYMCACHE_MAX_SYMBOL_LOSS"},
+		{map[string]string{"SYMCACHE_MAX_GROWTH": "1"}, "SYMCACHE_MAX_GROWTH"},
+		{map[string]string{"SYMCACHE_MAX_GROWTH": "-4"}, "SYMCACHE_MAX_GROWTH"},
+		{map[string]string{"SYMCACHE_MAX_GROWTH": "NaN"}, "SYMCACHE_MAX_GROWTH"},
+		{map[string]string{"SYMCACHE_CHANGES_MAX": "0"}, "SYMCACHE_CHANGES_MAX"},
+		{map[string]string{"SYMCACHE_CHANGES_MAX": "-1"}, "SYMCACHE_CHANGES_MAX"},
+		{map[string]string{"SYMCACHE_CHANGES_MAX": "1e4"}, "SYMCACHE_CHANGES_MAX"},
+		{map[string]string{"SYMCACHE_CHANGES_MAX": "99999999999"}, "SYMCACHE_CHANGES_MAX"},
 	} {
 		var out bytes.Buffer
 		if code := run(context.Background(), nil, envFunc(tt.env), &out); code != 2 || !strings.Contains(out.String(), tt.want) {
