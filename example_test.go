@@ -6,9 +6,11 @@ import (
 	"log"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"time"
 
 	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/changes"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
 	"github.com/symcache/symcache/fetch/fetchtest"
@@ -88,4 +90,68 @@ func Example_withRedis() {
 	}
 	btc, ok := r.Snapshot.Lookup("BTCUSDT")
 	fmt.Println(ok, btc.Status)
+}
+
+// ExampleCache_Subscribe follows a market's changes as they are recorded:
+// here, a fake Binance whose USD-M answer moves from 2024-02-12 to
+// 2025-12-24 between two refreshes.
+func ExampleCache_Subscribe() {
+	replay := fetchtest.NewHandler()
+	binance := httptest.NewServer(replay)
+	defer binance.Close()
+	serve := func(file string) {
+		body, err := os.ReadFile("testdata/binance/" + file)
+		if err != nil {
+			log.Fatal(err)
+		}
+		replay.Set(fetchtest.USDMPath, fetchtest.Response{Body: body})
+	}
+	usdm, err := fetch.New(fetch.Config{Market: exchangeinfo.USDM, BaseURLs: []string{binance.URL}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cache, err := symcache.New(symcache.Config{
+		Upstreams:       map[exchangeinfo.Market]symcache.Upstream{exchangeinfo.USDM: usdm},
+		RefreshInterval: -1,
+		MaxGrowth:       -1, // 22 months apart: 5.3 times the bytes
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cache.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	serve("usdm_exchangeinfo_2024-02-12.json")
+	if _, err := cache.Refresh(ctx, exchangeinfo.USDM); err != nil {
+		log.Fatal(err)
+	}
+	// Take the end of the log; a consumer would load the snapshot now.
+	end, err := cache.Changes(ctx, exchangeinfo.USDM, symcache.ChangeQuery{FromEnd: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	serve("usdm_exchangeinfo.json")
+	if _, err := cache.Refresh(ctx, exchangeinfo.USDM); err != nil {
+		log.Fatal(err)
+	}
+	q := symcache.ChangeQuery{After: end.Next, Symbols: []string{"BTCUSDT"}, Kinds: []changes.Kind{changes.Filter}}
+	n := 0
+	for ch, err := range cache.Subscribe(ctx, exchangeinfo.USDM, q) {
+		if err != nil {
+			log.Fatal(err) // changes.ErrGone: reload the snapshot, follow from the end
+		}
+		if ch.Field == "" {
+			continue // a whole filter that appeared (New) or disappeared (Old)
+		}
+		fmt.Println(ch.Symbol, ch.Filter, ch.Field, string(ch.Old), "->", string(ch.New))
+		if n++; n == 3 {
+			break
+		}
+	}
+	// Output:
+	// BTCUSDT MARKET_LOT_SIZE maxQty "120" -> "1000"
+	// BTCUSDT MAX_NUM_ORDERS limit 200 -> 10000
+	// BTCUSDT PRICE_FILTER maxPrice "4529764" -> "809484"
 }

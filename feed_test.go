@@ -15,6 +15,7 @@ import (
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/l2"
 )
 
 // grows lets the USD-M answer of 2025 replace that of 2024, 5.3 times its
@@ -389,5 +390,44 @@ func TestSubscribe_flood(t *testing.T) {
 	// One read per 100 ms of the flood and after it, and one more at most.
 	if n, most := reads()-before, int(time.Since(start)/(100*time.Millisecond))+2; n > most {
 		t.Errorf("500 announcements in %v: the log was read %d times, want at most %d", time.Since(start).Round(time.Millisecond), n, most)
+	}
+}
+
+// TestChanges_restored checks that a snapshot put back into a Redis that
+// lost its data records no change: the last good snapshot a process
+// restores (as its refresher does, with SeedLastGood), and the snapshot
+// fetched after it, which starts the log again with a reset rather than
+// record changes that no consumer can place.
+func TestChanges_restored(t *testing.T) {
+	w := newWorld(t, withRedis(relaxed))
+	a := w.process(grows, markets(exchangeinfo.USDM))
+	ctx := context.Background()
+	w.serveUSDM("usdm_exchangeinfo_2024-02-12.json")
+	old := refresh(t, a, exchangeinfo.USDM)
+	w.serveUSDM("usdm_exchangeinfo.json")
+	w.clock.Advance(time.Second)
+	refresh(t, a, exchangeinfo.USDM)
+	end, err := a.Changes(ctx, exchangeinfo.USDM, symcache.ChangeQuery{FromEnd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Redis loses its data; a process that held the older snapshot puts it back.
+	w.restartRedis()
+	restored := l2.Envelope{Market: "usdm", FetchedAt: old.FetchedAt(), ServerTime: old.ServerTime().UnixMilli(), ETag: old.ETag(), ExchangeInfo: old.Body()}
+	if wrote, err := w.store().SeedLastGood(ctx, restored); err != nil || !wrote {
+		t.Fatalf("SeedLastGood = %v, %v", wrote, err)
+	}
+	if n := w.exists("symcache:{usdm}:changes"); n != 0 {
+		t.Fatalf("the restore wrote a change log")
+	}
+	w.clock.Advance(time.Second)
+	refresh(t, a, exchangeinfo.USDM) // 3003 differences from the restored snapshot
+	entries := w.rdb.XRange(ctx, "symcache:{usdm}:changes", "-", "+").Val()
+	if len(entries) != 1 || entries[0].Values["reset"] == nil {
+		t.Fatalf("after the restore, a fetch wrote %d entries (%v...), want one reset", len(entries), entries[:min(len(entries), 1)])
+	}
+	if _, err := a.Changes(ctx, exchangeinfo.USDM, symcache.ChangeQuery{After: end.Next}); !errors.Is(err, changes.ErrGone) {
+		t.Errorf("a cursor from before Redis lost its data: %v, want ErrGone", err)
 	}
 }
