@@ -116,6 +116,7 @@ func TestChaos(t *testing.T) {
 	}()
 	w.run(d)
 	w.verify()
+	w.verifyChangeLog("at the end")
 }
 
 // ---------------------------------------------------------------------------
@@ -175,6 +176,35 @@ func bump(t *testing.T, body []byte, ms int64) []byte {
 	return append(out, body[loc[3]:]...)
 }
 
+var (
+	firstLimitRE = regexp.MustCompile(`"limit"\s*:\s*(\d+)`)
+	firstTickRE  = regexp.MustCompile(`"tickSize"\s*:\s*"([0-9.]+)"`)
+)
+
+// edit returns body with its first rate limit one higher and its first
+// tick size with one more digit: a version whose change log records a
+// rate_limits and a filter change.
+func edit(t *testing.T, body []byte) []byte {
+	out := body
+	for _, e := range []struct {
+		re     *regexp.Regexp
+		change func([]byte) []byte
+	}{
+		{firstLimitRE, func(v []byte) []byte {
+			n, _ := strconv.Atoi(string(v))
+			return strconv.AppendInt(nil, int64(n+1), 10)
+		}},
+		{firstTickRE, func(v []byte) []byte { return append(slices.Clone(v), '1') }},
+	} {
+		loc := e.re.FindSubmatchIndex(out)
+		if loc == nil {
+			t.Fatalf("fixture without %s", e.re)
+		}
+		out = slices.Concat(out[:loc[2]], e.change(out[loc[2]:loc[3]]), out[loc[3]:])
+	}
+	return out
+}
+
 func newMarket(t *testing.T, idx int, m exchangeinfo.Market, files ...string) *market {
 	mk := &market{idx: idx, m: m, queries: map[string][][]byte{}, rules: map[string][][]byte{}, orders: map[string][][]byte{}}
 	var bodies [][]byte
@@ -183,8 +213,8 @@ func newMarket(t *testing.T, idx int, m exchangeinfo.Market, files ...string) *m
 		bodies = append(bodies, fixtures.Read(t, "binance/"+f))
 		names = append(names, f)
 	}
-	bodies = append(bodies, bump(t, bodies[0], 1000))
-	names = append(names, files[0]+"+1s")
+	bodies = append(bodies, edit(t, bump(t, bodies[0], 1000)))
+	names = append(names, files[0]+"+1s, edited")
 	seen := map[int64]bool{}
 	for i, b := range bodies {
 		s, err := exchangeinfo.Parse(m, b, time.Now())
@@ -941,6 +971,7 @@ func (w *world) script(ctx context.Context, wg *sync.WaitGroup, end time.Time) {
 				for i := range w.lastGoodSince {
 					w.lastGoodSince[i].Store(0)
 				}
+				w.verifyChangeLog("before a redis stop") // its log dies with it
 				w.redis.Stop()
 				// Once it is dead: it comes back empty (see the checker).
 				w.redisLives.Add(1)

@@ -168,6 +168,23 @@ func TestStore_cluster(t *testing.T) {
 			if err := s.Unlock(ctx, "usdm", tok); err != nil {
 				t.Errorf("Unlock(usdm) after a ClearBackoff that left it = %v, want nil", err)
 			}
+
+			// The change log: its Stream in the same slot, written by
+			// Advance's script with the snapshot, read by Changes.
+			next := want
+			next.FetchedAt = next.FetchedAt.Add(time.Second)
+			next.ETag = `"next"`
+			if _, _, err := s.Advance(ctx, l2.Advance{Envelope: next, TTL: time.Minute, Base: l2.Meta{Market: "usdm", FetchedAt: want.FetchedAt, ETag: want.ETag}, Changes: [][]byte{[]byte(`{"c":1}`)}}); err != nil {
+				t.Fatalf("Advance on a cluster = %v", err)
+			}
+			if got, err := cc.ClusterKeySlot(ctx, "symcache:{usdm}:changes").Result(); got != slot || err != nil {
+				t.Errorf("CLUSTER KEYSLOT of the change log = %d, %v, want %d", got, err, slot)
+			}
+			w, err := s.Changes(ctx, "usdm", "0-0", 10)
+			if err != nil || len(w.Entries) != 1 || w.Entries[0].Reset == "" {
+				// A snapshot stored by Put: the log starts with a reset.
+				t.Errorf("Changes on a cluster = %+v, %v, want the reset", w, err)
+			}
 		})
 	}
 }

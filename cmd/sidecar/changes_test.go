@@ -112,6 +112,7 @@ func TestRun_ChangeFeed(t *testing.T) {
 			"SYMCACHE_REFRESH_INTERVAL": "1h", // the test refreshes
 			"SYMCACHE_TTL":              "2h",
 			"SYMCACHE_MAX_GROWTH":       "0", // 22 months: 5.3 times the bytes
+			"SYMCACHE_MAX_SYMBOL_LOSS":  "1", // and back: 58 % of the symbols lost
 			"SYMCACHE_ADMIN_TOKEN":      token,
 			"SYMCACHE_DRAIN_TIMEOUT":    "1m",
 		}
@@ -224,5 +225,38 @@ func TestRun_ChangeFeed(t *testing.T) {
 	}
 	if strings.Contains(b.out.String(), "drain timeout reached") {
 		t.Errorf("the stop waited for the drain timeout:\n%s", b.out.String())
+	}
+
+	// Across a restart: a new sidecar on the same Redis resumes the same
+	// log, and records the next changes itself from the stored snapshot,
+	// with no reset: A's stream, open all along, gets them in order.
+	c := startSidecar(t, env())
+	testutil.WaitFor(t, 10*time.Second, "the new sidecar ready", func() bool {
+		resp, _ := c.get(t, "/readyz")
+		return resp.StatusCode == http.StatusOK
+	})
+	resumed := openStream(t, ctx, "http://"+c.addr+"/v1/changes/usdm/stream", http.Header{"Last-Event-ID": {got[1][len(want)-2].id}})
+	resumed.next(t) // the cursor
+	if e := resumed.next(t); e != got[1][len(want)-1] {
+		t.Fatalf("the restarted sidecar resumed with %+v, want %+v", e, got[1][len(want)-1])
+	}
+	upstream.Set(exchangeinfo.USDM.Path(), fetchtest.Response{Body: oldBody})
+	req, _ = http.NewRequest(http.MethodPost, "http://"+c.addr+"/admin/refresh/usdm", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /admin/refresh/usdm on the new sidecar = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	back := changes.Diff(newSnap, oldSnap)
+	for k, w := range back {
+		ea, ec := streams[0].next(t), resumed.next(t)
+		if ea != ec || ea.name != "" {
+			t.Fatalf("after the restart, change %d: A sent %+v, the new sidecar %+v", k, ea, ec)
+		}
+		var ch changes.Change
+		if err := json.Unmarshal([]byte(ea.data), &ch); err != nil || ch.Kind != w.Kind || ch.Symbol != w.Symbol || ch.Field != w.Field || string(ch.New) != string(w.New) {
+			t.Fatalf("after the restart, change %d = %s, want %+v", k, ea.data, w)
+		}
 	}
 }
