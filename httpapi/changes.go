@@ -196,8 +196,8 @@ func (h *handler) streamChanges(c echo.Context) error {
 	q.Limit = 100
 
 	w := c.Response()
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Time{}) // the server's ReadTimeout would end the stream's context
+	ev := eventWriter{w: w, rc: http.NewResponseController(w), deadline: h.deadline}
+	ev.rc.SetReadDeadline(time.Time{}) // the server's ReadTimeout would end the stream's context
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -208,77 +208,104 @@ func (h *handler) streamChanges(c echo.Context) error {
 	}
 	// The cursor in force, without an event: a client that reconnects
 	// before the first change resumes from here (EventSource keeps the id).
-	send := func(b []byte) error {
-		h.deadline.set(w, len(b))
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if err := send(fmt.Appendf(nil, "retry: %d\nid: %s\n\n", sseRetry.Milliseconds(), q.After)); err != nil {
+	if err := ev.send(fmt.Appendf(nil, "retry: %d\nid: %s\n\n", sseRetry.Milliseconds(), q.After)); err != nil {
 		return nil
 	}
+	h.sendChanges(ctx, ev, m, q, input)
+	return nil
+}
 
-	type item struct {
-		ch  changes.Change
-		err error
+// eventWriter writes the blocks of an event stream, each flushed at once
+// with a write deadline of its own.
+type eventWriter struct {
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	deadline writeDeadline
+}
+
+func (e eventWriter) send(b []byte) error {
+	e.deadline.set(e.w, len(b))
+	if _, err := e.w.Write(b); err != nil {
+		return err
 	}
-	items := make(chan item)
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
+	return e.rc.Flush()
+}
+
+// followed is what a subscription yielded: a change or an error.
+type followed struct {
+	ch  changes.Change
+	err error
+}
+
+// follow runs a subscription of m after q until ctx ends, handing what it
+// yields to the channel it returns, which it closes at the end. A panic
+// in it ends the stream, not the process.
+func (h *handler) follow(ctx context.Context, m exchangeinfo.Market, q symcache.ChangeQuery) <-chan followed {
+	out := make(chan followed)
 	go func() {
-		defer close(items)
+		defer close(out)
 		defer func() {
-			if v := recover(); v != nil { // the stream ends, not the process
+			if v := recover(); v != nil {
 				h.log.Error("change stream: panic", "market", m, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			}
 		}()
-		for ch, err := range h.cache.Subscribe(sctx, m, q) {
+		for ch, err := range h.cache.Subscribe(ctx, m, q) {
 			select {
-			case items <- item{ch, err}:
-			case <-sctx.Done():
+			case out <- followed{ch, err}:
+			case <-ctx.Done():
 				return
 			}
 		}
 	}()
+	return out
+}
+
+// sendChanges sends m's changes after q as events, with a heartbeat when
+// nothing else was sent for h.heartbeat, until the client goes away, the
+// server stops (h.stop), or the stream falls behind what the log keeps:
+// then an event "gone" naming the last change sent, from input.
+func (h *handler) sendChanges(ctx context.Context, ev eventWriter, m exchangeinfo.Market, q symcache.ChangeQuery, input string) {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	items := h.follow(sctx, m, q)
 	beat := time.NewTicker(h.heartbeat)
 	defer beat.Stop()
 	var buf []byte
-	sent := q.After // where the client is: what a gone event names
+	sent := q.After // where the client is
 	for {
 		var err error
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-h.stop:
-			return nil // the server is shutting down: the client reconnects
+			return // the server is shutting down: the client reconnects
 		case <-beat.C:
-			err = send([]byte(": heartbeat\n\n"))
+			err = ev.send([]byte(": heartbeat\n\n"))
 		case it, ok := <-items:
 			switch {
 			case !ok:
-				return nil
+				return
 			case errors.Is(it.err, changes.ErrGone):
 				body := marshalNoEscape(goneError(input, sent, it.err))
-				send(fmt.Appendf(nil, "event: gone\ndata: %s\n\n", body))
-				return nil
+				ev.send(fmt.Appendf(nil, "event: gone\ndata: %s\n\n", body))
+				return
 			case it.err != nil:
 				h.log.Warn("change stream: reading the change log failed; retrying", "market", m, "err", it.err)
-				err = send([]byte(": the change log cannot be read right now; retrying\n\n"))
+				err = ev.send([]byte(": the change log cannot be read right now; retrying\n\n"))
 			default:
 				buf = append(buf[:0], "id: "...)
 				buf = append(buf, it.ch.ID...)
 				buf = append(buf, "\ndata: "...)
 				buf = append(buf, marshalNoEscape(it.ch)...)
 				buf = append(buf, "\n\n"...)
-				if err = send(buf); err == nil {
+				if err = ev.send(buf); err == nil {
 					sent, _ = changes.ParseCursor(it.ch.ID)
 				}
 				beat.Reset(h.heartbeat)
 			}
 		}
 		if err != nil {
-			return nil // the client went away, or was too slow: nothing more to send
+			return // the client went away, or was too slow: nothing more to send
 		}
 	}
 }
