@@ -96,6 +96,11 @@ type Config struct {
 	// Heartbeat is the longest a change stream stays silent: a comment
 	// line is sent when no change was. If zero, DefaultHeartbeat (15s).
 	Heartbeat time.Duration
+	// Demo, when set, says that the data served is not live: every answer
+	// carries the header Warning: 199 symcache "<Demo>", and /readyz a
+	// member "demo" with the text. For a sidecar serving recordings
+	// (sidecar -demo); the text names them and their date.
+	Demo string
 	// Stop, when closed, ends every change stream: a server shutting down
 	// closes it, so that its drain does not wait for streams that never
 	// end (their clients reconnect with Last-Event-ID, to another sidecar
@@ -105,6 +110,20 @@ type Config struct {
 	// (symcache_forwarded_requests_total, symcache_forwarded_used_weight),
 	// usually the same *forward.Forwarder as Forward. If nil, none.
 	ForwardStats ForwardStats
+}
+
+// quotable returns s fit for a header's quoted string: no control
+// characters, and ' for ".
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < ' ' || r == 0x7f:
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // apiError is Binance's error body. As an error, it is answered with
@@ -136,6 +155,8 @@ type handler struct {
 	ups       map[exchangeinfo.Market]UpstreamStats
 	heartbeat time.Duration   // of change streams
 	stop      <-chan struct{} // ends change streams; nil: never
+	demo      string          // Config.Demo
+	warning   string          // the Warning of every answer in demo mode; "" otherwise
 }
 
 // New returns the echo instance serving every route.
@@ -166,6 +187,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		ups:       cfg.Upstreams,
 		heartbeat: cmp.Or(cfg.Heartbeat, DefaultHeartbeat),
 		stop:      cfg.Stop,
+		demo:      cfg.Demo,
 		counters: requestCounters{
 			vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "symcache_http_requests_total",
@@ -173,6 +195,9 @@ func New(cfg Config) (*echo.Echo, error) {
 			}, []string{"route", "code"}),
 			m: map[routeCode]prometheus.Counter{},
 		},
+	}
+	if cfg.Demo != "" {
+		h.warning = `199 symcache "` + quotable(cfg.Demo) + `"`
 	}
 	if err := cfg.Registry.Register(h.counters.vec); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
@@ -274,7 +299,7 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 		hdr["Etag"] = []string{etag}
 	}
 	if res.Source == symcache.Stale {
-		hdr.Set("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
+		hdr.Add("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
 	}
 	if etagMatch(r.Header.Values("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
@@ -329,7 +354,8 @@ func (h *handler) readyz(c echo.Context) error {
 	return c.JSON(status, struct {
 		Ready   bool                   `json:"ready"`
 		Markets []symcache.MarketState `json:"markets"`
-	}{ok, markets})
+		Demo    string                 `json:"demo,omitempty"`
+	}{ok, markets, h.demo})
 }
 
 // unavailableMsg is the message of the 503 for an exchangeInfo that cannot
@@ -397,6 +423,9 @@ func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !h.forwarded[c.Path()] { // a forwarded answer has deadlines of its own
 			h.deadline.set(c.Response(), 0)
+		}
+		if h.warning != "" {
+			c.Response().Header().Add("Warning", h.warning)
 		}
 		err := recovered(next, c)
 		if errors.Is(err, errAborted) {

@@ -1133,3 +1133,32 @@ func TestETag_GzipAndPlainDiffer(t *testing.T) {
 		}
 	}
 }
+
+// TestDemo: a sidecar serving recordings says so on every answer (data,
+// errors, probes) and in /readyz, and a stale answer says both.
+func TestDemo(t *testing.T) {
+	w := newWorld(t, false)
+	c := w.cache(exchangeinfo.Spot)
+	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, Demo: "demo data: \"recorded\" answers of 2025-12-24\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `199 symcache "demo data: 'recorded' answers of 2025-12-24"`
+	for _, target := range []string{spotPath, "/v1/symbols/spot/BTCUSDT", "/v1/symbols/spot/NOPE", "/readyz", "/healthz", "/nowhere"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+		if got := rec.Header().Values("Warning"); len(got) != 1 || got[0] != want {
+			t.Errorf("GET %s = %d, Warning %q, want %q", target, rec.Code, got, want)
+		}
+		if target == "/readyz" && !strings.Contains(rec.Body.String(), `"demo":"demo data: \"recorded\" answers of 2025-12-24\n"`) {
+			t.Errorf("GET /readyz = %s, want the demo member", rec.Body)
+		}
+	}
+	w.upstream.Set(spotPath, fetchtest.Response{Status: http.StatusServiceUnavailable})
+	w.clock.Advance(6 * time.Minute)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, spotPath, nil))
+	if got := rec.Header().Values("Warning"); rec.Header().Get("X-Cache") != "STALE" || len(got) != 2 || got[0] != want || !strings.HasPrefix(got[1], "110 ") {
+		t.Errorf("a stale answer in demo mode: X-Cache %s, Warning %q; want both warnings", rec.Header().Get("X-Cache"), got)
+	}
+}
