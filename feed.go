@@ -30,6 +30,7 @@ import (
 type ChangeLog interface {
 	Advance(ctx context.Context, a l2.Advance) (l2.Advanced, l2.Meta, error)
 	Changes(ctx context.Context, market, after string, n int) (l2.LogWindow, error)
+	LatestChanges(ctx context.Context, market string, n int) (l2.LogWindow, error)
 }
 
 // The limits on a page of changes.
@@ -64,6 +65,11 @@ type ChangeQuery struct {
 	// FromEnd follows from the end of the log instead, After ignored: a
 	// page of no changes whose Next is the end of the log.
 	FromEnd bool
+	// Latest returns the last Limit changes instead (those that match,
+	// among the last 10,000 entries of the log), oldest first, with Next
+	// the end of the log: what changed lately, for a person. After and
+	// FromEnd are ignored.
+	Latest bool
 	// Symbols and Kinds, when not empty, keep only the changes of those
 	// symbols (exact names) and of those kinds.
 	Symbols []string
@@ -133,7 +139,7 @@ func (c *Cache) Subscribe(ctx context.Context, m exchangeinfo.Market, q ChangeQu
 				}
 			}
 			if err == nil {
-				q.After, q.FromEnd = p.Next, false
+				q.After, q.FromEnd, q.Latest = p.Next, false, false
 				if more {
 					continue
 				}
@@ -235,6 +241,24 @@ func (f *feed) read(ctx context.Context, m exchangeinfo.Market, after changes.Cu
 	if err != nil {
 		return changes.Window{}, err
 	}
+	return f.window(m, lw)
+}
+
+// readLast reads the last n entries of the log.
+func (f *feed) readLast(ctx context.Context, m exchangeinfo.Market, n int) (changes.Window, error) {
+	if f.mem != nil {
+		return f.mem.ReadLast(n), nil
+	}
+	lw, err := f.shared.LatestChanges(ctx, string(m), n)
+	if err != nil {
+		return changes.Window{}, err
+	}
+	return f.window(m, lw)
+}
+
+// window reads what l2 read of a log.
+func (f *feed) window(m exchangeinfo.Market, lw l2.LogWindow) (changes.Window, error) {
+	var err error
 	w := changes.Window{Exists: lw.Exists}
 	if !lw.Exists {
 		return w, nil
@@ -269,6 +293,9 @@ func (m *market) page(ctx context.Context, q ChangeQuery) (p ChangePage, more bo
 		return ChangePage{}, false, fmt.Errorf("symcache: change query limit %d, want 1 to %d", limit, MaxChangesLimit)
 	}
 	p = ChangePage{Market: m.name, Changes: []changes.Change{}, Next: q.After}
+	if q.Latest {
+		return m.latest(ctx, q, limit)
+	}
 	if q.FromEnd {
 		w, err := m.feed.read(ctx, m.name, changes.Cursor{}, 1)
 		if err != nil {
@@ -312,6 +339,31 @@ func (m *market) page(ctx context.Context, q ChangeQuery) (p ChangePage, more bo
 		}
 	}
 	return p, true, nil
+}
+
+// latest reads the page of q.Latest.
+func (m *market) latest(ctx context.Context, q ChangeQuery, limit int) (ChangePage, bool, error) {
+	n := limit
+	if len(q.Symbols) > 0 || len(q.Kinds) > 0 {
+		n = maxScan
+	}
+	w, err := m.feed.readLast(ctx, m.name, n)
+	if err != nil {
+		return ChangePage{}, false, fmt.Errorf("symcache %s: reading the change log: %w", m.name, err)
+	}
+	p := ChangePage{Market: m.name, Changes: []changes.Change{}, Next: w.Last}
+	for _, e := range w.Entries {
+		var ch changes.Change
+		if e.Reset != "" || json.Unmarshal(e.Change, &ch) != nil || !q.match(ch) {
+			continue
+		}
+		ch.ID = e.ID.String()
+		p.Changes = append(p.Changes, ch)
+	}
+	if len(p.Changes) > limit {
+		p.Changes = p.Changes[len(p.Changes)-limit:]
+	}
+	return p, false, nil
 }
 
 // gone returns p when it went past q.After (the consumer's next read finds

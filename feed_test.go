@@ -133,6 +133,20 @@ func TestChanges_deployment(t *testing.T) {
 		t.Errorf("no INFO line for listed and delisted symbols")
 	}
 
+	// The latest, oldest first, and the end.
+	latest, err := b.Changes(ctx, exchangeinfo.USDM, symcache.ChangeQuery{Latest: true, Limit: 10})
+	if err != nil || latest.Next != endA {
+		t.Fatalf("Latest = %+v, %v; want next the end %v", latest.Next, err, endA)
+	}
+	sameChanges(t, "the latest 10", latest.Changes, want[len(want)-10:])
+	if fmt.Sprint(latest.Changes) != fmt.Sprint(gotA[len(gotA)-10:]) {
+		t.Errorf("Latest ids differ from the log's")
+	}
+	latest, err = a.Changes(ctx, exchangeinfo.USDM, symcache.ChangeQuery{Latest: true, Limit: 2, Kinds: []changes.Kind{changes.Delisted}})
+	if err != nil || len(latest.Changes) != 2 || latest.Changes[1].Kind != changes.Delisted {
+		t.Errorf("Latest 2 delistings = %+v, %v", latest.Changes, err)
+	}
+
 	// Filters.
 	p, err := b.Changes(ctx, exchangeinfo.USDM, symcache.ChangeQuery{After: start.Next, Kinds: []changes.Kind{changes.Delisted}, Limit: 5000})
 	var wantDelisted []changes.Change

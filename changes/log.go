@@ -241,6 +241,15 @@ func (l *Memory) trim() {
 	l.entries = append(l.entries[:0:0], l.entries[n:]...)
 }
 
+// ReadLast returns the last n entries, oldest first.
+func (l *Memory) ReadLast(n int) Window {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := Window{Exists: true, Last: l.last, Trimmed: l.trimmed}
+	w.Entries = append([]Entry(nil), l.entries[max(len(l.entries)-max(n, 0), 0):]...)
+	return w
+}
+
 // Read returns at most n entries after the cursor.
 func (l *Memory) Read(after Cursor, n int) Window {
 	l.mu.Lock()

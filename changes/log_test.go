@@ -135,6 +135,9 @@ func TestMemory(t *testing.T) {
 	if err != nil || len(got) != 3 || next != c[0] {
 		t.Errorf("from what was trimmed last: %v, %v, %v; want 3 changes, next %v", got, next, err, c[0])
 	}
+	if got := l.ReadLast(2); len(got.Entries) != 2 || got.Entries[0].ID != b[0] || got.Entries[1].ID != c[0] {
+		t.Errorf("ReadLast(2) = %+v, want %v and %v", got.Entries, b[0], c[0])
+	}
 	if got := l.Read(a[1], 1); len(got.Entries) != 1 || got.Entries[0].ID != b[0] {
 		t.Errorf("Read(%v, 1) = %+v, want %v", a[1], got.Entries, b[0])
 	}

@@ -96,6 +96,9 @@ type Config struct {
 	// Heartbeat is the longest a change stream stays silent: a comment
 	// line is sent when no change was. If zero, DefaultHeartbeat (15s).
 	Heartbeat time.Duration
+	// NoUI turns the status page at / off: / is then a 404 like any
+	// unknown path.
+	NoUI bool
 	// Demo, when set, says that the data served is not live: every answer
 	// carries the header Warning: 199 symcache "<Demo>", and /readyz a
 	// member "demo" with the text. For a sidecar serving recordings
@@ -156,6 +159,7 @@ type handler struct {
 	heartbeat time.Duration   // of change streams
 	stop      <-chan struct{} // ends change streams; nil: never
 	demo      string          // Config.Demo
+	gate      *fetch.Gate     // Config.Gate: the bans the status page shows; nil: none
 	warning   string          // the Warning of every answer in demo mode; "" otherwise
 }
 
@@ -188,6 +192,7 @@ func New(cfg Config) (*echo.Echo, error) {
 		heartbeat: cmp.Or(cfg.Heartbeat, DefaultHeartbeat),
 		stop:      cfg.Stop,
 		demo:      cfg.Demo,
+		gate:      cfg.Gate,
 		counters: requestCounters{
 			vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "symcache_http_requests_total",
@@ -229,6 +234,9 @@ func New(cfg Config) (*echo.Echo, error) {
 	get("/v1/symbols/:market/:symbol/normalize", h.normalize)
 	get("/v1/changes/:market", h.listChanges)
 	get("/v1/changes/:market/stream", h.streamChanges)
+	if !cfg.NoUI {
+		get("/", h.statusPage)
+	}
 	get("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	get("/readyz", h.readyz)
 	get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))

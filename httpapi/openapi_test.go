@@ -52,10 +52,12 @@ import (
 // oaSpecFile is the OpenAPI document, relative to this package.
 const oaSpecFile = "../api/openapi.yaml"
 
-// Server-Sent Events (the change stream) are text: kin-openapi validates
-// them against their string schema as it does text/plain.
+// Server-Sent Events (the change stream) and HTML (the status page) are
+// text: kin-openapi validates them against their string schema as it does
+// text/plain.
 func init() {
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 }
 
 // oaLoadSpec reads and validates the OpenAPI document (examples included:
@@ -678,6 +680,12 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		}
 
 		// Operations.
+		ok(http.MethodGet, "/", nil)
+		ok(http.MethodHead, "/", nil)
+		ok(http.MethodGet, "/?market=spot&symbol=btcusdt&side=BUY&price=27123.456&quantity=0.123456", nil)
+		ok(http.MethodGet, "/?market=usdm&symbol=NOPE", nil)
+		bad(http.MethodGet, "/?cursor=1", http.StatusBadRequest, false)
+		bad(http.MethodHead, "/?symbol=a&symbol=b", http.StatusBadRequest, false)
 		ok(http.MethodGet, "/healthz", nil)
 		ok(http.MethodHead, "/healthz", nil)
 		ok(http.MethodGet, "/readyz", nil)
@@ -887,7 +895,7 @@ func TestOpenAPI_Exchanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := newOACheck(t, doc, oaServe(t, oaStreamsEnd(e, 400*time.Millisecond)))
+		sc := newOACheck(t, doc, oaServe(t, oaStreamsEnd(e, 2*time.Second)))
 		checks = append(checks, sc)
 		ok := func(method, target string, h http.Header) oaResult {
 			t.Helper()
@@ -1179,18 +1187,43 @@ func oaFeedCache(w *world, tweak func(*symcache.Config), markets ...exchangeinfo
 	return c
 }
 
-// oaStreamsEnd serves h, ending each change stream after d (its request's
-// context ends), so that a client reads the whole of a stream's answer.
+// oaStreamsEnd serves h, ending each change stream once it has sent
+// nothing but heartbeats for d (its request's context ends), so that its
+// answer can be read whole however slow the machine is: a stream that
+// caught up goes quiet, one still sending changes goes on.
 func oaStreamsEnd(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/stream") {
-			ctx, cancel := context.WithTimeout(r.Context(), d)
+			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
+			idle := time.AfterFunc(d, cancel)
+			defer idle.Stop()
+			w = oaWriteHook{w, func(b []byte) {
+				if !bytes.HasPrefix(b, []byte(": heartbeat")) {
+					idle.Reset(d)
+				}
+			}}
 			r = r.WithContext(ctx)
 		}
 		h.ServeHTTP(w, r)
 	})
 }
+
+// oaWriteHook calls wrote with each write, before writing it.
+type oaWriteHook struct {
+	http.ResponseWriter
+	wrote func([]byte)
+}
+
+func (w oaWriteHook) Write(b []byte) (int, error) {
+	w.wrote(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w oaWriteHook) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w oaWriteHook) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // oaOnFirstFlush serves h, and calls f once, before it returns from the
 // first flush of a change stream: after the stream's cursor was checked

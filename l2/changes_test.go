@@ -81,6 +81,14 @@ func TestStore_Advance(t *testing.T) {
 		t.Errorf("window %+v, want the ids Advance gave %v", w, done.IDs)
 	}
 
+	// The last two, oldest first.
+	if last, err := s.LatestChanges(ctx, "usdm", 2); err != nil || fmt.Sprint(kinds(last)) != `[c:{"x":1} c:{"x":2}]` || last.Last != done.IDs[1] {
+		t.Errorf("LatestChanges(2) = %v, %v", kinds(last), err)
+	}
+	if last, err := s.LatestChanges(ctx, "nowhere", 2); err != nil || last.Exists {
+		t.Errorf("LatestChanges of no log = %+v, %v", last, err)
+	}
+
 	// From the middle: what follows.
 	part, err := s.Changes(ctx, "usdm", done.IDs[0], 10)
 	if err != nil || fmt.Sprint(kinds(part)) != `[c:{"x":2}]` {
