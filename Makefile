@@ -1,13 +1,14 @@
 # symcache: `make test` is what CI runs (.ci/run), and all of it. It installs
 # redis-server when missing (Debian, as root), runs vet, gofmt and the
 # race-enabled tests against real redis-server processes the tests start
-# themselves, checks the Dockerfile and the Kubernetes manifests, and ends
-# with the 60 s chaos run. `make unit` is the Go tests alone (about 5 min).
+# themselves, checks the Dockerfile, the Kubernetes manifests, the Grafana
+# dashboard and the Prometheus rules, and ends with the 60 s chaos run.
+# `make unit` is the Go tests alone (about 5 min).
 GO ?= go
 
-.PHONY: test unit deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check compat
+.PHONY: test unit deps vet fmt-check run replay build fuzz bench chaos bench-load bench-compare compare-check compat ui-test
 
-test: unit compat check-dockerfile check-manifests chaos
+test: unit compat ui-test check-dockerfile check-manifests check-monitoring chaos
 
 unit: deps vet fmt-check compare-check
 	$(GO) test -race -count=1 ./...
@@ -98,6 +99,24 @@ check-dockerfile:
 
 check-manifests:
 	./scripts/check-manifests.sh
+
+# uitest/ is a module of its own too (chromedp stays out of symcache's
+# go.mod): the status page in a headless Chromium, installed from Debian's
+# chromium package when missing (as root); about 5 s. It writes a
+# screenshot to uitest/artifacts/status.png.
+ui-test:
+	@./scripts/ensure-chromium.sh
+	cd uitest && $(GO) vet ./... && out=$$(gofmt -l .) && \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	cd uitest && $(GO) test -count=1 ./...
+
+# deploy/grafana/ and deploy/prometheus/, checked without a Prometheus or a
+# Grafana: promtool check rules and test rules (promtool is installed from
+# Debian's prometheus package when missing, as root), and the dashboard's
+# JSON. make test runs it; that their metrics exist is a Go test of make unit.
+.PHONY: check-monitoring
+check-monitoring:
+	./scripts/check-monitoring.sh
 
 # The load harness (bench/README.md): symcache vs nginx and Varnish on
 # loopback, servers on one CPU and wrk on the other, about 5-6 minutes.
