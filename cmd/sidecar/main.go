@@ -5,7 +5,12 @@
 //
 // What is not cached under /api/, /sapi/, /fapi/ and /dapi/ is forwarded to
 // the market's Binance base URL (package forward), unless SYMCACHE_FORWARD
-// is off.
+// is off. The base URLs are those of a venue (BINANCE_VENUE: binance,
+// testnet, binance-us), unless set one by one.
+//
+// `sidecar -demo` (SYMCACHE_DEMO=1) serves the Binance answers recorded in
+// package demo instead, for a machine that cannot reach Binance: every
+// answer says so, and nothing is sent to Binance.
 //
 // Two subcommands serve operations: `sidecar version` prints the build
 // (version, commit, date, Go), and `sidecar healthcheck [-url URL] [-timeout D]`
@@ -25,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,6 +41,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/symcache/symcache"
+	"github.com/symcache/symcache/demo"
 	"github.com/symcache/symcache/disk"
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
@@ -76,7 +83,16 @@ type config struct {
 	minClientRate int64         // bytes a second (httpapi.Config.MinClientRate)
 	drainTimeout  time.Duration // how long a stop waits for answers in flight
 	forward       bool          // send what is not cached on to Binance (forward.Prefixes)
+	ui            bool          // the status page at /
 	fwdTimeout    time.Duration // forward.Config.Timeout
+	venue         string        // BINANCE_VENUE; a market it lacks, with no URL of its own, has no baseURLs
+	// demo: the upstream of every market is package demo's replay of
+	// recorded answers (transport), and every answer says so.
+	demo bool
+	// transport sends the requests to Binance, the cache's fetches and
+	// forwarded ones; nil: fetch's and forward's own. In demo mode, the
+	// replay's; tests set one that takes Binance's hosts to 127.0.0.1.
+	transport http.RoundTripper
 }
 
 // settingError is a bad configuration value; its text names the setting.
@@ -102,13 +118,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	var (
 		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address [SYMCACHE_ADDR]")
 		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL (a cluster with addr=host:port parameters, Sentinel with master_name=NAME, whose sentinels' own credentials come from the environment only: REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD); empty runs without L2 [REDIS_URL]")
-		markets    = fs.String("markets", cmp.Or(getenv("SYMCACHE_MARKETS"), "spot,usdm"), "markets to serve and keep warm: spot, usdm, coinm [SYMCACHE_MARKETS]")
-		spotURL    = fs.String("binance-spot-url", cmp.Or(getenv("BINANCE_SPOT_URL"), exchangeinfo.Spot.DefaultBaseURL()), "spot base URL; a comma-separated list is tried in order [BINANCE_SPOT_URL]")
-		usdmURL    = fs.String("binance-usdm-url", cmp.Or(getenv("BINANCE_USDM_URL"), exchangeinfo.USDM.DefaultBaseURL()), "USD-M futures base URL(s) [BINANCE_USDM_URL]")
-		coinmURL   = fs.String("binance-coinm-url", cmp.Or(getenv("BINANCE_COINM_URL"), exchangeinfo.COINM.DefaultBaseURL()), "COIN-M futures base URL(s) [BINANCE_COINM_URL]")
+		markets    = fs.String("markets", cmp.Or(getenv("SYMCACHE_MARKETS"), "spot,usdm"), "markets to serve and keep warm: spot, usdm, coinm; if unset, the default without the markets the venue lacks (binance-us: spot), or all three with -demo [SYMCACHE_MARKETS]")
+		venue      = fs.String("venue", cmp.Or(getenv("BINANCE_VENUE"), "binance"), "Binance venue whose base URLs the markets take unless set one by one: binance, testnet (Binance's test networks) or binance-us (spot only) [BINANCE_VENUE]")
+		spotURL    = fs.String("binance-spot-url", cmp.Or(getenv("BINANCE_SPOT_URL"), exchangeinfo.Spot.DefaultBaseURL()), "spot base URL; a comma-separated list is tried in order; if unset, the venue's (binance's below) [BINANCE_SPOT_URL]")
+		usdmURL    = fs.String("binance-usdm-url", cmp.Or(getenv("BINANCE_USDM_URL"), exchangeinfo.USDM.DefaultBaseURL()), "USD-M futures base URL(s); if unset, the venue's [BINANCE_USDM_URL]")
+		coinmURL   = fs.String("binance-coinm-url", cmp.Or(getenv("BINANCE_COINM_URL"), exchangeinfo.COINM.DefaultBaseURL()), "COIN-M futures base URL(s); if unset, the venue's [BINANCE_COINM_URL]")
 		ttl        = fs.String("ttl", cmp.Or(getenv("SYMCACHE_TTL"), "5m"), "freshness of L1 and L2 entries [SYMCACHE_TTL]")
 		refresh    = fs.String("refresh-interval", cmp.Or(getenv("SYMCACHE_REFRESH_INTERVAL"), "1m"), "background refresh period per market [SYMCACHE_REFRESH_INTERVAL]")
-		prefix     = fs.String("key-prefix", cmp.Or(getenv("SYMCACHE_KEY_PREFIX"), "symcache:"), "Redis key prefix [SYMCACHE_KEY_PREFIX]")
+		prefix     = fs.String("key-prefix", cmp.Or(getenv("SYMCACHE_KEY_PREFIX"), "symcache:"), "Redis key prefix; if unset with -demo, symcache-demo: [SYMCACHE_KEY_PREFIX]")
 		l1Max      = fs.String("l1-max-bytes", cmp.Or(getenv("SYMCACHE_L1_MAX_BYTES"), "536870912"), "L1 budget in bytes [SYMCACHE_L1_MAX_BYTES]")
 		staleMax   = fs.String("stale-max", cmp.Or(getenv("SYMCACHE_STALE_MAX"), "24h"), "oldest snapshot still served when Binance fails; 0 = no limit [SYMCACHE_STALE_MAX]")
 		stateDir   = fs.String("state-dir", getenv("SYMCACHE_STATE_DIR"), "folder for an on-disk last-good copy per market; empty = none [SYMCACHE_STATE_DIR]")
@@ -120,8 +137,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
 		forwardOn  = fs.String("forward", cmp.Or(getenv("SYMCACHE_FORWARD"), "on"), "on or off: forward the requests under /api/, /sapi/, /fapi/ and /dapi/ that are not cached to the market's Binance base URL; off answers them 404 [SYMCACHE_FORWARD]")
 		fwdTimeout = fs.String("forward-timeout", cmp.Or(getenv("SYMCACHE_FORWARD_TIMEOUT"), "10s"), "how long a forwarded request waits for Binance's answer to begin; then 504 (-1007 once sent: its outcome is unknown) [SYMCACHE_FORWARD_TIMEOUT]")
+		uiOn       = fs.String("ui", cmp.Or(getenv("SYMCACHE_UI"), "on"), "on or off: the status page at /; off answers / 404 [SYMCACHE_UI]")
 		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
 	)
+	demoFlag := boolValue(getenv("SYMCACHE_DEMO"))
+	fs.Var(&demoFlag, "demo", "serve Binance answers recorded in the binary instead of asking Binance, for a try without Binance access: every answer says it is demo data; no venue or Binance URL may be set, nothing is forwarded [SYMCACHE_DEMO]")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -137,6 +157,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 		return env
 	}
+	// given says whether a setting was given, by its flag or its variable,
+	// rather than left to its default.
+	given := func(flagName, env string) bool { return set[flagName] || getenv(env) != "" }
+	urlSettings := []struct {
+		m         exchangeinfo.Market
+		flag, env string
+		val       string
+	}{
+		{exchangeinfo.Spot, "binance-spot-url", "BINANCE_SPOT_URL", *spotURL},
+		{exchangeinfo.USDM, "binance-usdm-url", "BINANCE_USDM_URL", *usdmURL},
+		{exchangeinfo.COINM, "binance-coinm-url", "BINANCE_COINM_URL", *coinmURL},
+	}
 
 	cfg := config{
 		addr:      *addr,
@@ -148,14 +180,97 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
 		return config{}, &settingError{name("addr", "SYMCACHE_ADDR"), fmt.Sprintf("%q is not host:port", cfg.addr)}
 	}
+	if v := demoFlag.String(); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return config{}, &settingError{name("demo", "SYMCACHE_DEMO"), fmt.Sprintf("%q is not 1, true, 0 or false", v)}
+		}
+		cfg.demo = on
+	}
+	if cfg.demo {
+		// Demo mode sends nothing to Binance: a setting that says where
+		// Binance is, or that something should go there, contradicts it.
+		conflicts := [][2]string{{"venue", "BINANCE_VENUE"}}
+		for _, u := range urlSettings {
+			conflicts = append(conflicts, [2]string{u.flag, u.env})
+		}
+		for _, c := range conflicts {
+			if given(c[0], c[1]) {
+				return config{}, &settingError{name("demo", "SYMCACHE_DEMO") + " and " + name(c[0], c[1]), "both set: demo mode answers from recordings and sends nothing to Binance; unset " + name(c[0], c[1]) + ", or leave demo mode off"}
+			}
+		}
+		if given("forward", "SYMCACHE_FORWARD") && *forwardOn == "on" {
+			return config{}, &settingError{name("demo", "SYMCACHE_DEMO") + " and " + name("forward", "SYMCACHE_FORWARD"), "demo mode has no Binance to forward to; leave " + name("forward", "SYMCACHE_FORWARD") + " unset or off"}
+		}
+		if *stateDir != "" {
+			return config{}, &settingError{name("demo", "SYMCACHE_DEMO") + " and " + name("state-dir", "SYMCACHE_STATE_DIR"), "both set: the folder would keep recorded answers as the last good copy, served by a later live run when Binance fails; leave " + name("state-dir", "SYMCACHE_STATE_DIR") + " unset in demo mode"}
+		}
+		if !given("key-prefix", "SYMCACHE_KEY_PREFIX") {
+			// With a Redis shared with live sidecars, recorded answers must
+			// not take the place of live ones.
+			cfg.keyPrefix = "symcache-demo:"
+		}
+		cfg.transport = demo.Transport()
+		for _, m := range exchangeinfo.Markets() {
+			cfg.baseURLs[m] = []string{demo.BaseURL}
+		}
+	} else {
+		v, ok := venues[*venue]
+		if !ok {
+			return config{}, &settingError{name("venue", "BINANCE_VENUE"), fmt.Sprintf("%q is not a known venue: want binance, testnet or binance-us", *venue)}
+		}
+		cfg.venue = *venue
+		for _, u := range urlSettings {
+			if !given(u.flag, u.env) {
+				if base, ok := v[u.m]; ok {
+					cfg.baseURLs[u.m] = []string{base}
+				} // else the venue lacks the market: no URL
+				continue
+			}
+			var list []string
+			for _, s := range strings.Split(u.val, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					list = append(list, s)
+				}
+			}
+			// Validate every market's URLs, served or not: a typo should
+			// not wait until the market is switched on.
+			if _, err := fetch.New(fetch.Config{Market: u.m, BaseURLs: list}); err != nil || len(list) == 0 {
+				msg := "empty"
+				if err != nil {
+					msg = err.Error()
+				}
+				return config{}, &settingError{name(u.flag, u.env), msg}
+			}
+			cfg.baseURLs[u.m] = list
+		}
+	}
+
+	list := *markets
+	switch {
+	case given("markets", "SYMCACHE_MARKETS"):
+	case cfg.demo:
+		list = "spot,usdm,coinm"
+	default: // spot,usdm, without a market the venue lacks
+		list = ""
+		for _, m := range []exchangeinfo.Market{exchangeinfo.Spot, exchangeinfo.USDM} {
+			if len(cfg.baseURLs[m]) > 0 {
+				list += string(m) + ","
+			}
+		}
+	}
 	seen := map[exchangeinfo.Market]bool{}
-	for _, s := range strings.Split(*markets, ",") {
+	for _, s := range strings.Split(list, ",") {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
 		m, err := exchangeinfo.ParseMarket(s)
 		if err != nil {
 			return config{}, &settingError{name("markets", "SYMCACHE_MARKETS"), err.Error()}
+		}
+		if len(cfg.baseURLs[m]) == 0 {
+			env := "BINANCE_" + strings.ToUpper(string(m)) + "_URL"
+			return config{}, &settingError{name("venue", "BINANCE_VENUE") + " and " + name("markets", "SYMCACHE_MARKETS"), fmt.Sprintf("%s has no %s market: leave it out, or give it a base URL of its own (%s)", cfg.venue, m, env)}
 		}
 		if !seen[m] {
 			seen[m] = true
@@ -164,28 +279,6 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if len(cfg.markets) == 0 {
 		return config{}, &settingError{name("markets", "SYMCACHE_MARKETS"), "no market given (want spot, usdm and/or coinm)"}
-	}
-	for m, v := range map[exchangeinfo.Market]struct{ flag, env, val string }{
-		exchangeinfo.Spot:  {"binance-spot-url", "BINANCE_SPOT_URL", *spotURL},
-		exchangeinfo.USDM:  {"binance-usdm-url", "BINANCE_USDM_URL", *usdmURL},
-		exchangeinfo.COINM: {"binance-coinm-url", "BINANCE_COINM_URL", *coinmURL},
-	} {
-		var list []string
-		for _, u := range strings.Split(v.val, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				list = append(list, u)
-			}
-		}
-		// Validate every market's URLs, served or not: a typo should not
-		// wait until the market is switched on.
-		if _, err := fetch.New(fetch.Config{Market: m, BaseURLs: list}); err != nil || len(list) == 0 {
-			msg := "empty"
-			if err != nil {
-				msg = err.Error()
-			}
-			return config{}, &settingError{name(v.flag, v.env), msg}
-		}
-		cfg.baseURLs[m] = list
 	}
 	var err error
 	if cfg.ttl, err = positiveDuration(*ttl); err != nil {
@@ -221,9 +314,20 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if cfg.fwdTimeout, err = positiveDuration(*fwdTimeout); err != nil {
 		return config{}, &settingError{name("forward-timeout", "SYMCACHE_FORWARD_TIMEOUT"), err.Error()}
 	}
+	switch *uiOn {
+	case "on":
+		cfg.ui = true
+	case "off":
+	default:
+		return config{}, &settingError{name("ui", "SYMCACHE_UI"), fmt.Sprintf("%q is not on or off", *uiOn)}
+	}
 	switch *forwardOn {
 	case "on":
-		cfg.forward = true
+		// Demo mode forwards nothing: there is no Binance to send to, and
+		// the replay knows only exchangeInfo, so a forwarded order would
+		// get a puzzling 404 from it. Off, the sidecar's own 404 says
+		// what it answers (docs/operations.md, Demo mode).
+		cfg.forward = !cfg.demo
 	case "off":
 	default:
 		return config{}, &settingError{name("forward", "SYMCACHE_FORWARD"), fmt.Sprintf("%q is not on or off", *forwardOn)}
@@ -350,6 +454,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	var notice string // httpapi.Config.Demo
+	if cfg.demo {
+		// The first line of the log, before anything else.
+		recs, err := demo.Recordings(cfg.markets...)
+		if err != nil {
+			return err
+		}
+		notice = demo.Notice(recs)
+		log.Warn("demo mode: serving Binance answers recorded in the binary, not live data; nothing is sent to Binance",
+			"demo", notice, "upstream", demo.BaseURL)
+	}
 	if cfg.refresh >= cfg.ttl {
 		log.Warn("refresh interval is not shorter than the TTL: requests will sometimes wait for Binance",
 			"refresh_interval", cfg.refresh.String(), "ttl", cfg.ttl.String())
@@ -358,22 +473,28 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	gate := fetch.NewGate()
 	ups := make(map[exchangeinfo.Market]symcache.Upstream, len(cfg.markets))
 	upStats := make(map[exchangeinfo.Market]httpapi.UpstreamStats, len(cfg.markets))
+	var hc *http.Client // nil: fetch's own
+	if cfg.transport != nil {
+		hc = &http.Client{Transport: cfg.transport}
+	}
 	for _, m := range cfg.markets {
-		c, err := fetch.New(fetch.Config{Market: m, BaseURLs: cfg.baseURLs[m], Gate: gate, Logger: log})
+		c, err := fetch.New(fetch.Config{Market: m, BaseURLs: cfg.baseURLs[m], HTTPClient: hc, Gate: gate, Logger: log})
 		if err != nil {
 			return err
 		}
 		ups[m], upStats[m] = c, c
 	}
-	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats, Gate: gate, MinClientRate: cfg.minClientRate}
+	hcfg := httpapi.Config{Logger: log, AdminToken: cfg.adminToken, Upstreams: upStats, Gate: gate, MinClientRate: cfg.minClientRate, Demo: notice, NoUI: !cfg.ui}
 	if cfg.forward {
 		// The same Gate as the cache's fetches: a 429 or 418 seen by either
 		// stops both from asking that host.
-		fwd, err := forward.New(forward.Config{BaseURLs: cfg.baseURLs, Gate: gate, Timeout: cfg.fwdTimeout, Logger: log})
+		fwd, err := forward.New(forward.Config{BaseURLs: cfg.baseURLs, Gate: gate, Transport: cfg.transport, Timeout: cfg.fwdTimeout, Logger: log})
 		if err != nil {
 			return err
 		}
-		hcfg.Forward, hcfg.ForwardStats = fwd, fwd
+		// A market the venue lacks (binance-us: the futures) is not
+		// forwarded, rather than sent to Binance's own hosts.
+		hcfg.Forward, hcfg.ForwardStats = forwardWithout(fwd, cfg.baseURLs, cfg.venue), fwd
 	}
 	mem, err := l1.New(l1.Config{MaxBytes: cfg.l1MaxBytes})
 	if err != nil {
@@ -450,7 +571,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.redisOptions != nil {
 		l2desc = cfg.redisOptions.String() // no password
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets), "l2", l2desc, "version", version.String())
+	upstream := []any{"venue", cfg.venue} // not the URLs: they may hold a proxy's password
+	if cfg.demo {
+		upstream = []any{"demo", true}
+	}
+	log.Info("listening", slices.Concat([]any{"addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets)}, upstream, []any{"l2", l2desc, "version", version.String()})...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

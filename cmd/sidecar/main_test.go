@@ -74,6 +74,20 @@ func TestRun_BadSettingExitsTwoWithOneLine(t *testing.T) {
 		{"token and token file", map[string]string{"SYMCACHE_ADMIN_TOKEN": "hunter2", "SYMCACHE_ADMIN_TOKEN_FILE": "/etc/hostname"}, nil, "SYMCACHE_ADMIN_TOKEN and SYMCACHE_ADMIN_TOKEN_FILE"},
 		{"bad forward", map[string]string{"SYMCACHE_FORWARD": "yes"}, nil, "SYMCACHE_FORWARD"},
 		{"forward flag wins and is named", map[string]string{"SYMCACHE_FORWARD": "on"}, []string{"-forward", "OFF"}, "-forward"},
+		{"bad demo", map[string]string{"SYMCACHE_DEMO": "maybe"}, nil, "SYMCACHE_DEMO"},
+		{"bad demo flag", nil, []string{"-demo=maybe"}, "-demo"},
+		{"demo and spot url", map[string]string{"SYMCACHE_DEMO": "1", "BINANCE_SPOT_URL": "http://127.0.0.1:9090"}, nil, "SYMCACHE_DEMO and BINANCE_SPOT_URL"},
+		{"demo flag and spot url", map[string]string{"BINANCE_SPOT_URL": "http://127.0.0.1:9090"}, []string{"-demo"}, "-demo and BINANCE_SPOT_URL"},
+		{"demo and usdm url flag", map[string]string{"SYMCACHE_DEMO": "true"}, []string{"-binance-usdm-url", "http://127.0.0.1:9090"}, "SYMCACHE_DEMO and -binance-usdm-url"},
+		{"demo and coinm url", map[string]string{"SYMCACHE_DEMO": "1", "BINANCE_COINM_URL": "https://dapi.binance.com"}, nil, "SYMCACHE_DEMO and BINANCE_COINM_URL"},
+		{"demo and venue", map[string]string{"SYMCACHE_DEMO": "1", "BINANCE_VENUE": "testnet"}, nil, "SYMCACHE_DEMO and BINANCE_VENUE"},
+		{"demo and venue flag", nil, []string{"-demo", "-venue", "binance"}, "-demo and -venue"},
+		{"demo and forward on", map[string]string{"SYMCACHE_DEMO": "1", "SYMCACHE_FORWARD": "on"}, nil, "SYMCACHE_DEMO and SYMCACHE_FORWARD"},
+		{"demo and state dir", map[string]string{"SYMCACHE_DEMO": "1", "SYMCACHE_STATE_DIR": "/tmp/symcache-demo-state"}, nil, "SYMCACHE_DEMO and SYMCACHE_STATE_DIR"},
+		{"unknown venue", map[string]string{"BINANCE_VENUE": "kraken"}, nil, "BINANCE_VENUE"},
+		{"venue flag wins and is named", map[string]string{"BINANCE_VENUE": "testnet"}, []string{"-venue", "Binance"}, "-venue"},
+		{"binance-us and usdm", map[string]string{"BINANCE_VENUE": "binance-us", "SYMCACHE_MARKETS": "spot,usdm"}, nil, "BINANCE_VENUE and SYMCACHE_MARKETS"},
+		{"binance-us flag and coinm flag", nil, []string{"-venue", "binance-us", "-markets", "coinm"}, "-venue and -markets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,9 +125,9 @@ func TestRun_HelpListsEverySetting(t *testing.T) {
 		"SYMCACHE_TTL", "SYMCACHE_REFRESH_INTERVAL", "SYMCACHE_KEY_PREFIX", "SYMCACHE_L1_MAX_BYTES",
 		"SYMCACHE_ADMIN_TOKEN", "SYMCACHE_STALE_MAX", "SYMCACHE_STATE_DIR", "SYMCACHE_L2_ENCODING", "SYMCACHE_L2_TIMEOUT", "SYMCACHE_MAX_SYMBOL_LOSS",
 		"SYMCACHE_MIN_CLIENT_RATE", "SYMCACHE_DRAIN_TIMEOUT", "SYMCACHE_ADMIN_TOKEN_FILE", "SYMCACHE_FORWARD", "SYMCACHE_FORWARD_TIMEOUT",
-		"SYMCACHE_MAX_GROWTH", "SYMCACHE_CHANGES_MAX",
+		"SYMCACHE_MAX_GROWTH", "SYMCACHE_CHANGES_MAX", "SYMCACHE_UI", "SYMCACHE_DEMO", "BINANCE_VENUE",
 		"REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
-		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`, `"65536"`, `"15s"`,
+		`"127.0.0.1:8080"`, `"spot,usdm"`, `"5m"`, `"1m"`, `"symcache:"`, `"536870912"`, `"24h"`, `"json"`, `"65536"`, `"15s"`, `"binance"`, "binance-us", "testnet", "-demo",
 	} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("-h output lacks %s:\n%s", v, out.String())
@@ -273,11 +287,24 @@ type sidecar struct {
 
 func startSidecar(t *testing.T, env map[string]string) *sidecar {
 	t.Helper()
+	return startSidecarArgs(t, nil, env)
+}
+
+// startSidecarArgs is startSidecar with flags.
+func startSidecarArgs(t *testing.T, args []string, env map[string]string) *sidecar {
+	t.Helper()
 	addr := testutil.FreeAddr(t)
 	env["SYMCACHE_ADDR"] = addr
+	return launch(t, addr, func(ctx context.Context, out io.Writer) int { return run(ctx, args, envFunc(env), out) })
+}
+
+// launch runs main's work, f, until the sidecar stops, and returns once it
+// serves on addr.
+func launch(t *testing.T, addr string, f func(ctx context.Context, out io.Writer) int) *sidecar {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sidecar{addr: addr, cancel: cancel, done: make(chan int, 1), out: new(testutil.LogBuffer)}
-	go func() { s.done <- run(ctx, nil, envFunc(env), s.out) }()
+	go func() { s.done <- f(ctx, s.out) }()
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -372,8 +399,12 @@ func TestRun_EndToEnd(t *testing.T) {
 
 	second := startSidecar(t, env())
 	resp, body = second.get(t, "/api/v3/exchangeInfo")
-	if got := resp.Header.Get("X-Cache"); got != "HIT-L2" || !bytes.Equal(body, want) {
-		t.Errorf("restarted sidecar's first GET: X-Cache %q, body equal %v; want HIT-L2, true", got, bytes.Equal(body, want))
+	// HIT-L2, or HIT-L1 when the start of the sidecar took the snapshot
+	// from Redis into L1 before this request came (a loaded machine): with
+	// no state dir, and no request to Binance (checked below), Redis is
+	// where it came from either way.
+	if got := resp.Header.Get("X-Cache"); got != "HIT-L2" && got != "HIT-L1" || !bytes.Equal(body, want) {
+		t.Errorf("restarted sidecar's first GET: X-Cache %q, body equal %v; want HIT-L2 (or HIT-L1), true", got, bytes.Equal(body, want))
 	}
 	if n := upstream.Requests(exchangeinfo.Spot.Path()); n != spotCalls {
 		t.Errorf("upstream spot requests after the restart = %d, want %d (unchanged)", n, spotCalls)
@@ -423,6 +454,7 @@ func TestRun_BadStateDirAndLoss(t *testing.T) {
 		{map[string]string{"SYMCACHE_MAX_GROWTH": "-4"}, "SYMCACHE_MAX_GROWTH"},
 		{map[string]string{"SYMCACHE_MAX_GROWTH": "NaN"}, "SYMCACHE_MAX_GROWTH"},
 		{map[string]string{"SYMCACHE_CHANGES_MAX": "0"}, "SYMCACHE_CHANGES_MAX"},
+		{map[string]string{"SYMCACHE_UI": "no"}, "SYMCACHE_UI"},
 		{map[string]string{"SYMCACHE_CHANGES_MAX": "-1"}, "SYMCACHE_CHANGES_MAX"},
 		{map[string]string{"SYMCACHE_CHANGES_MAX": "1e4"}, "SYMCACHE_CHANGES_MAX"},
 		{map[string]string{"SYMCACHE_CHANGES_MAX": "99999999999"}, "SYMCACHE_CHANGES_MAX"},
@@ -434,6 +466,42 @@ func TestRun_BadStateDirAndLoss(t *testing.T) {
 	}
 }
 
+// goBuild builds the sidecar's binary and returns its path.
+func goBuild(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sidecar")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startBinary starts cmd, a built sidecar listening on addr, and waits
+// until its /readyz answers 200. It returns the channel of its exit and
+// its output; the process is killed when the test ends.
+func startBinary(t *testing.T, cmd *exec.Cmd, addr string) (<-chan error, *testutil.LogBuffer) {
+	t.Helper()
+	logs := new(testutil.LogBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return exited, logs
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar not ready after 10s:\n%s", logs.String())
+		}
+	}
+}
+
 // SIGTERM under load, to the real binary: requests in flight complete with
 // whole bodies, new connections are refused once the drain has started, and
 // the exit status is 0.
@@ -441,36 +509,12 @@ func TestSidecar_SIGTERMUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "sidecar")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	upstream := fetchtest.NewUpstream(t)
 	addr := testutil.FreeAddr(t)
-	cmd := exec.Command(bin)
+	cmd := exec.Command(goBuild(t))
 	cmd.Env = append(os.Environ(), "SYMCACHE_ADDR="+addr, "SYMCACHE_MARKETS=spot", "BINANCE_SPOT_URL="+upstream.URL, "REDIS_URL=")
-	var logs testutil.LogBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	exited, logs := startBinary(t, cmd, addr)
 	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sidecar not ready after 10s:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 
 	// Clients that each read the 3.7 MB answer slowly, so that the signal
 	// lands while bodies are being sent.

@@ -13,7 +13,7 @@ import (
 )
 
 // layering is the rule every failure message quotes.
-const layering = "cmd/* → httpapi → {root, forward}; root → {l1, l2, fetch, disk, rules, version, changes} → exchangeinfo; forward → fetch"
+const layering = "cmd/* → httpapi → {root, forward}; root → {l1, l2, fetch, disk, rules, version, changes} → exchangeinfo; forward → fetch; cmd/sidecar → demo → exchangeinfo"
 
 // rule is what one package may import.
 type rule struct {
@@ -29,7 +29,7 @@ type rule struct {
 
 // app is every package below cmd/*: what a command, the load harness and the
 // chaos test may wire together.
-var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "changes", "exchangeinfo", "internal/logthrottle", "internal/bounded"}
+var app = []string{"", "httpapi", "forward", "l1", "l2", "fetch", "disk", "rules", "version", "changes", "exchangeinfo", "internal/logthrottle", "internal/bounded", "demo"}
 
 // testSupport are the packages tests import and non-test code does not
 // (cmd/replay's fetchtest aside, see below).
@@ -69,6 +69,10 @@ var layers = map[string]rule{
 		may: []string{"", "exchangeinfo", "fetch", "forward", "rules", "version", "changes"},
 		why: "httpapi imports the root and packages below it, never cmd/*",
 	},
+
+	// The recorded answers built into the binary and their replay, the
+	// upstream of sidecar -demo: beside fetch, knowing the domain only.
+	"demo": {may: []string{"exchangeinfo"}, why: "demo imports exchangeinfo at most"},
 
 	"cmd/sidecar": {may: app, why: "a command may import anything but another command"},
 	// A command that serves the recordings with fetchtest's Handler: the
