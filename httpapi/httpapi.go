@@ -160,6 +160,7 @@ type handler struct {
 	stop      <-chan struct{} // ends change streams; nil: never
 	demo      string          // Config.Demo
 	gate      *fetch.Gate     // Config.Gate: the bans the status page shows; nil: none
+	locks     LockHolders     // Config.L2, when it has them: the status page's lock holders
 	warning   string          // the Warning of every answer in demo mode; "" otherwise
 }
 
@@ -201,6 +202,7 @@ func New(cfg Config) (*echo.Echo, error) {
 			m: map[routeCode]prometheus.Counter{},
 		},
 	}
+	h.locks, _ = cfg.L2.(LockHolders)
 	if cfg.Demo != "" {
 		h.warning = `199 symcache "` + quotable(cfg.Demo) + `"`
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +87,16 @@ type L1Stats interface {
 // implements it.
 type L2Stats interface {
 	Errors() map[string]uint64 // failed Redis calls by operation
+}
+
+// LockHolders is what the status page reads of the refresh locks, as
+// *l2.Store implements it: when Config.L2 has it, the page says who holds
+// each market's lock.
+type LockHolders interface {
+	// LockHolder returns the holder's name while a process fetches, or the
+	// reason of a backoff marker, and when the lock expires; both names
+	// empty when it is free.
+	LockHolder(ctx context.Context, market string) (holder, backoff string, until time.Time, err error)
 }
 
 // UpstreamStats is what the metrics and the answers read of a market's

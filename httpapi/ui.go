@@ -58,6 +58,7 @@ type uiMarket struct {
 	Fetches    string // upstream fetches: ok and failed
 	Stale      uint64
 	Lock       string // the refresh lock's record, with Redis
+	LockNow    string // who holds it now
 	UsedWeight string // the host's last X-MBX-USED-WEIGHT-1M, this minute
 	Changes    []changes.Change
 	ChangesEnd string // the cursor the live list follows from; "" without a log
@@ -149,6 +150,9 @@ func (h *handler) uiMarket(ctx context.Context, st symcache.MarketState, s *symc
 			m.Lock = fmt.Sprintf("held %d times, waited for another sidecar %d, lost %d, Redis unreachable %d", s.LocksAcquired, s.LockWaits, s.LocksLost, s.LockErrors)
 		}
 	}
+	if h.locks != nil {
+		m.LockNow = h.lockNow(ctx, st.Market)
+	}
 	if up := h.ups[st.Market]; up != nil {
 		if w, at := up.UsedWeight(); !at.IsZero() && fetch.SameMinute(at, time.Now()) {
 			m.UsedWeight = strconv.FormatInt(w, 10) + " this minute"
@@ -156,6 +160,24 @@ func (h *handler) uiMarket(ctx context.Context, st symcache.MarketState, s *symc
 	}
 	m.Changes, m.ChangesEnd, m.ChangesErr = h.recentChanges(ctx, st.Market)
 	return m
+}
+
+// lockNow says who holds market's refresh lock now.
+func (h *handler) lockNow(ctx context.Context, m exchangeinfo.Market) string {
+	holder, backoff, until, err := h.locks.LockHolder(ctx, string(m))
+	left := ""
+	if !until.IsZero() {
+		left = ", " + time.Until(until).Round(time.Second).String() + " more"
+	}
+	switch {
+	case err != nil:
+		return "Redis cannot be asked"
+	case backoff != "":
+		return "a backoff: " + backoff + left
+	case holder != "":
+		return "held by " + holder + left
+	}
+	return "free"
 }
 
 // recentChanges returns the market's latest changes, newest first, and

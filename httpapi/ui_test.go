@@ -1,13 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/l2"
 )
 
 func TestStatusPage(t *testing.T) {
@@ -77,5 +80,33 @@ func TestStatusPage(t *testing.T) {
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("GET / with NoUI = %d, want 404", rec.Code)
 	}
-	_ = exchangeinfo.USDM
+}
+
+// TestStatusPage_LockHolder: with Redis, the page says who holds each
+// market's refresh lock.
+func TestStatusPage_LockHolder(t *testing.T) {
+	w := newWorld(t, true)
+	c := w.cache(exchangeinfo.USDM)
+	if _, err := c.Refresh(context.Background(), exchangeinfo.USDM); err != nil {
+		t.Fatal(err)
+	}
+	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func() string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		return rec.Body.String()
+	}
+	if body := page(); !strings.Contains(body, "<strong>free</strong>") {
+		t.Errorf("the page does not say the lock is free")
+	}
+	other := l2.New(l2.Config{Client: w.redis.Client(t), Logger: discard(), Holder: "pod-b"})
+	if tok, _, err := other.Lock(context.Background(), "usdm", time.Minute); err != nil || tok == "" {
+		t.Fatalf("Lock = %q, %v", tok, err)
+	}
+	if body := page(); !strings.Contains(body, "<strong>held by pod-b, 1m0s more</strong>") && !strings.Contains(body, "<strong>held by pod-b, 59s more</strong>") {
+		t.Errorf("the page does not name the lock's holder")
+	}
 }

@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -168,7 +169,7 @@ const strayBackoff = 5 * time.Minute
 func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (token string, held Held, err error) {
 	var b [16]byte
 	rand.Read(b[:])
-	token = hex.EncodeToString(b[:])
+	token = s.holder + "/" + hex.EncodeToString(b[:])
 	key := s.prefix + LockKey(market)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -194,6 +195,59 @@ func (s *Store) Lock(ctx context.Context, market string, lease time.Duration) (t
 	}
 	reason, backoff := strings.CutPrefix(value, backoffMark)
 	return "", Held{Backoff: backoff, Reason: reason, Until: time.Now().Add(ttl)}, nil
+}
+
+// holderName returns name fit for a lock token: printable, without "/",
+// at most 64 bytes.
+func holderName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == '/' {
+			return '_'
+		}
+		return r
+	}, name)
+	return strings.ToValidUTF8(name[:min(len(name), 64)], "")
+}
+
+// lockStateScript returns the lock KEYS[1]'s first 256 bytes ("" when it
+// is absent or not a string) and its PTTL.
+var lockStateScript = redis.NewScript(`
+local v = redis.pcall('GETRANGE', KEYS[1], 0, 255)
+if type(v) ~= 'string' then
+	v = ''
+end
+return {v, redis.call('PTTL', KEYS[1])}
+`)
+
+// LockHolder says who holds market's refresh lock now, within Timeout:
+// the holder's name (its Config.Holder) while a process fetches, or the
+// reason of a backoff marker; both empty when the lock is free. until is
+// when it expires at the latest. For the status page: it does not take
+// the lock.
+func (s *Store) LockHolder(ctx context.Context, market string) (holder, backoff string, until time.Time, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res, err := lockStateScript.Run(ctx, s.rdb, []string{s.prefix + LockKey(market)}).Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
+	if err != nil {
+		s.fail("lock")
+		return "", "", time.Time{}, fmt.Errorf("l2 lock %q: %w", market, err)
+	}
+	value, _ := res[0].(string)
+	pttl, _ := res[1].(int64)
+	if value == "" || pttl == -2 {
+		return "", "", time.Time{}, nil
+	}
+	if pttl > 0 {
+		until = time.Now().Add(time.Duration(pttl) * time.Millisecond)
+	}
+	if reason, ok := strings.CutPrefix(value, backoffMark); ok {
+		return "", cmp.Or(reason, "backoff"), until, nil
+	}
+	holder, _, _ = strings.Cut(value, "/") // "<holder>/<random>"; a token of an older version is all random
+	return truncate(holder, 64), "", until, nil
 }
 
 // ErrLockLost is what Unlock returns when the lock no longer held the

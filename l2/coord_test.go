@@ -3,6 +3,7 @@ package l2_test
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -297,5 +298,37 @@ func waitLock(t *testing.T, s *l2.Store, lease time.Duration) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("spot's lock still held after 5s")
 		}
+	}
+}
+
+func TestStore_LockHolder(t *testing.T) {
+	srv := l2test.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	a := l2.New(l2.Config{Client: rdb, Logger: discard(), Holder: "pod-a/\n1"})
+	b := l2.New(l2.Config{Client: rdb, Logger: discard()})
+
+	if h, bo, until, err := b.LockHolder(ctx, "spot"); err != nil || h != "" || bo != "" || !until.IsZero() {
+		t.Errorf("LockHolder of a free lock = %q, %q, %v, %v; want nothing", h, bo, until, err)
+	}
+	token, _, err := a.Lock(ctx, "spot", time.Minute)
+	if err != nil || !strings.HasPrefix(token, "pod-a__1/") {
+		t.Fatalf("Lock = %q, %v; want a token starting with the holder's name", token, err)
+	}
+	h, bo, until, err := b.LockHolder(ctx, "spot")
+	if err != nil || h != "pod-a__1" || bo != "" || until.Before(time.Now().Add(50*time.Second)) {
+		t.Errorf("LockHolder = %q, %q, %v, %v; want pod-a__1 for about a minute", h, bo, until, err)
+	}
+	if err := a.Hold(ctx, "spot", token, time.Minute, "upstream 418"); err != nil {
+		t.Fatal(err)
+	}
+	if h, bo, _, err := b.LockHolder(ctx, "spot"); err != nil || h != "" || bo != "upstream 418" {
+		t.Errorf("LockHolder of a backoff = %q, %q, %v; want the reason", h, bo, err)
+	}
+	// A default holder is this host and process.
+	tok, _, err := b.Lock(ctx, "usdm", time.Minute)
+	host, _ := os.Hostname()
+	if err != nil || !strings.HasPrefix(tok, host+":") {
+		t.Errorf("Lock with the default holder = %q, %v; want it to start with %q", tok, err, host+":")
 	}
 }

@@ -1,12 +1,14 @@
 package l2
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +74,11 @@ type Config struct {
 	// MaxHold bounds the backoff marker [Store.Hold] sets: a longer one is
 	// cut to it, with a Warn. If zero, DefaultMaxHold (72h).
 	MaxHold time.Duration
+	// Holder names this process in the refresh locks it takes (see
+	// [Store.LockHolder]), so that an operator sees which sidecar holds
+	// one. If empty, the host name (a Kubernetes pod's name) and the
+	// process id. At most 64 bytes are kept, without control characters.
+	Holder string
 	// Logger receives Warn (a read fell back to a miss) and Error (a write failed)
 	// records. If nil, slog.Default().
 	Logger *slog.Logger
@@ -87,6 +94,7 @@ type Store struct {
 	lastGoodTimeout time.Duration
 	maxValue        int // bytes
 	maxHold         time.Duration
+	holder          string // Config.Holder, as lock tokens start with it
 	log             *slog.Logger
 	errs            [len(ops)]atomic.Uint64 // failed calls, indexed like ops
 }
@@ -159,7 +167,12 @@ func New(cfg Config) *Store {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Holder == "" {
+		host, _ := os.Hostname()
+		cfg.Holder = fmt.Sprintf("%s:%d", cmp.Or(host, "unknown"), os.Getpid())
+	}
 	return &Store{
+		holder:          holderName(cfg.Holder),
 		rdb:             cfg.Client,
 		prefix:          cfg.Prefix,
 		enc:             cfg.Encoding,
