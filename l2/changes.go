@@ -252,10 +252,10 @@ func (s *Store) advance(ctx context.Context, a Advance) (Advanced, Meta, error) 
 }
 
 // changesScript reads a change log: {0} when it is missing (or not a
-// stream), else {1, last-generated-id, max-deleted-entry-id, entries},
-// the entries being at most ARGV[2] after the id ARGV[1]. A field value
-// name or value longer than ARGV[3] bytes is replaced by its length, so that it is never
-// sent.
+// stream), else {1, last-generated-id, max-deleted-entry-id, entries}, the
+// entries being at most ARGV[2] after the id ARGV[1] or, when ARGV[1] is
+// empty, the last ARGV[2], newest first. A field name or value longer than
+// ARGV[3] bytes is replaced by its length, so that it is never sent.
 var changesScript = redis.NewScript(`
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'stream' then
 	return {0}
@@ -266,7 +266,12 @@ for i = 1, #info, 2 do
 	if info[i] == 'last-generated-id' then last = info[i + 1] end
 	if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
 end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local entries
+if ARGV[1] == '' then
+	entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])
+else
+	entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+end
 for _, e in ipairs(entries) do
 	local f = e[2]
 	for j = 1, #f do
@@ -303,16 +308,19 @@ func (s *Store) Changes(ctx context.Context, market, after string, n int) (LogWi
 	if n < 1 || n > 10000 {
 		return LogWindow{}, fmt.Errorf("l2 changes %q: count %d, want 1 to 10000", market, n)
 	}
-	return s.readLog(ctx, market, changesScript, after, n, MaxChangeBytes)
+	if after == "" {
+		after = "0-0"
+	}
+	return s.readLog(ctx, market, after, n)
 }
 
-// readLog runs a script that reads market's change log (changesScript,
-// latestScript) with args, within LastGoodTimeout, and reads its reply.
-func (s *Store) readLog(ctx context.Context, market string, script *redis.Script, args ...any) (LogWindow, error) {
+// readLog reads market's change log with changesScript (after "": the
+// last n entries), within LastGoodTimeout.
+func (s *Store) readLog(ctx context.Context, market, after string, n int) (LogWindow, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.lastGoodTimeout)
 	defer cancel()
 	key := ChangesKey(market)
-	v, err := script.Run(ctx, s.rdb, []string{s.prefix + key}, args...).Slice()
+	v, err := changesScript.Run(ctx, s.rdb, []string{s.prefix + key}, after, n, MaxChangeBytes).Slice()
 	if err != nil {
 		s.fail("changes")
 		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -374,36 +382,13 @@ func readWindow(v []any) (LogWindow, error) {
 	return w, nil
 }
 
-// latestScript reads the last ARGV[1] entries of a change log, newest
-// first, as changesScript reads them: {0} when it is missing, else {1,
-// last-generated-id, max-deleted-entry-id, entries}.
-var latestScript = redis.NewScript(`
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'stream' then
-	return {0}
-end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last, deleted = '0-0', '0-0'
-for i = 1, #info, 2 do
-	if info[i] == 'last-generated-id' then last = info[i + 1] end
-	if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
-end
-local entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
-for _, e in ipairs(entries) do
-	local f = e[2]
-	for j = 1, #f do
-		if #f[j] > tonumber(ARGV[2]) then f[j] = #f[j] end
-	end
-end
-return {1, last, deleted, entries}
-`)
-
 // LatestChanges reads the last n entries (1 to 10,000) of market's change
 // log, oldest first, as Changes reads entries after a cursor.
 func (s *Store) LatestChanges(ctx context.Context, market string, n int) (LogWindow, error) {
 	if n < 1 || n > 10000 {
 		return LogWindow{}, fmt.Errorf("l2 changes %q: count %d, want 1 to 10000", market, n)
 	}
-	w, err := s.readLog(ctx, market, latestScript, n, MaxChangeBytes)
+	w, err := s.readLog(ctx, market, "", n)
 	slices.Reverse(w.Entries)
 	return w, err
 }
