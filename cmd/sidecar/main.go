@@ -63,6 +63,7 @@ func main() {
 // config is the validated configuration.
 type config struct {
 	addr          string
+	listen        listenAddr // addr, parsed
 	redisURL      string
 	markets       []exchangeinfo.Market
 	baseURLs      map[exchangeinfo.Market][]string
@@ -116,7 +117,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		fmt.Fprint(out, envOnlyUsage)
 	}
 	var (
-		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address [SYMCACHE_ADDR]")
+		addr       = fs.String("addr", cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"), "listen address: host:port, or unix:/path/to.sock for a Unix domain socket [SYMCACHE_ADDR]")
+		sockMode   = fs.String("socket-mode", cmp.Or(getenv("SYMCACHE_SOCKET_MODE"), "0660"), "with a unix: address, the socket file's mode, in octal [SYMCACHE_SOCKET_MODE]")
 		redisURL   = fs.String("redis-url", "", "redis:// or rediss:// URL (a cluster with addr=host:port parameters, Sentinel with master_name=NAME, whose sentinels' own credentials come from the environment only: REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD); empty runs without L2 [REDIS_URL]")
 		markets    = fs.String("markets", cmp.Or(getenv("SYMCACHE_MARKETS"), "spot,usdm"), "markets to serve and keep warm: spot, usdm, coinm; if unset, the default without the markets the venue lacks (binance-us: spot), or all three with -demo [SYMCACHE_MARKETS]")
 		venue      = fs.String("venue", cmp.Or(getenv("BINANCE_VENUE"), "binance"), "Binance venue whose base URLs the markets take unless set one by one: binance, testnet (Binance's test networks) or binance-us (spot only) [BINANCE_VENUE]")
@@ -177,9 +179,16 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		stateDir:  *stateDir,
 		baseURLs:  map[exchangeinfo.Market][]string{},
 	}
-	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
-		return config{}, &settingError{name("addr", "SYMCACHE_ADDR"), fmt.Sprintf("%q is not host:port", cfg.addr)}
+	la, lerr := parseListenAddr(cfg.addr)
+	if lerr != nil {
+		return config{}, &settingError{name("addr", "SYMCACHE_ADDR"), lerr.Error()}
 	}
+	if la.network == "unix" {
+		if la.mode, lerr = parseSocketMode(*sockMode); lerr != nil {
+			return config{}, &settingError{name("socket-mode", "SYMCACHE_SOCKET_MODE"), lerr.Error()}
+		}
+	}
+	cfg.listen = la
 	if v := demoFlag.String(); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -549,7 +558,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.addr)
+	ln, err := listen(cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

@@ -50,7 +50,7 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 // HEALTHCHECK, Kubernetes exec probes). Every failure, a bad flag included,
 // is status 1: Docker reserves 2 for health checks.
 func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	base, addrErr := localBaseURL(cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"))
+	base, socket, addrErr := localBaseURL(cmp.Or(getenv("SYMCACHE_ADDR"), "127.0.0.1:8080"))
 	defaultURL := "/readyz"
 	if addrErr == nil {
 		defaultURL = base + "/readyz"
@@ -89,30 +89,41 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(stderr, "healthcheck: invalid -url %q: want http://host:port/path or a path such as /healthz\n", *rawURL)
 		return 1
 	}
-	if err := probe(ctx, target, *timeout); err != nil {
+	if err := probe(ctx, target, socket, *timeout); err != nil {
 		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+// socketHost is the host of the base URL of a sidecar on a Unix socket:
+// a request to it goes to the socket.
+const socketHost = "symcache.socket"
+
 // localBaseURL is the URL of a sidecar listening on addr, as seen from the
-// same host or pod: a wildcard address is reached on 127.0.0.1.
-func localBaseURL(addr string) (string, error) {
+// same host or pod: a wildcard address is reached on 127.0.0.1; a Unix
+// socket (unix:/path) through socketHost, with its path in socket.
+func localBaseURL(addr string) (base, socket string, err error) {
+	if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
+		if path == "" {
+			return "", "", fmt.Errorf("%q names no socket file", addr)
+		}
+		return "http://" + socketHost, path, nil
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
-		return "", fmt.Errorf("%q is not host:port", addr)
+		return "", "", fmt.Errorf("%q is not host:port or unix:/path/to.sock", addr)
 	}
 	switch host {
 	case "", "0.0.0.0", "::":
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	return "http://" + net.JoinHostPort(host, port), "", nil
 }
 
 // probe GETs target once, without proxies or redirects, and says why the
-// answer is not a 200.
-func probe(ctx context.Context, target string, timeout time.Duration) error {
+// answer is not a 200. A target on socketHost is asked on the socket.
+func probe(ctx context.Context, target, socket string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -120,8 +131,18 @@ func probe(ctx context.Context, target string, timeout time.Duration) error {
 		return fmt.Errorf("GET %s: %w", target, err)
 	}
 	req.Header.Set("User-Agent", "symcache-healthcheck/"+version.Version)
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
+	if socket != "" {
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			if addr == socketHost+":80" {
+				return d.DialContext(ctx, "unix", socket)
+			}
+			return d.DialContext(ctx, network, addr)
+		}
+	}
 	client := &http.Client{
-		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	resp, err := client.Do(req)

@@ -75,7 +75,7 @@ func TestLocalBaseURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
-			got, err := localBaseURL(tt.addr)
+			got, _, err := localBaseURL(tt.addr)
 			if got != tt.want || (err != nil) != tt.wantErr {
 				t.Errorf("localBaseURL(%q) = %q, %v; want %q, error %v", tt.addr, got, err, tt.want, tt.wantErr)
 			}
