@@ -7,6 +7,7 @@
 //	load gobaseline -addr A -dir D   serve D's files from memory with plain net/http
 //	load fakebinance -addr A -dir D  a fake Binance for the forwarding cases
 //	load goproxy -addr A -upstream U a bare httputil.ReverseProxy to U
+//	load rate -url U -rate R         latency at a steady rate (rate.go)
 //
 // gobaseline is the floor of a Go server on this machine: net/http, no
 // router, no cache lookups, the bytes from memory, ETag/304 and the .gz
@@ -77,6 +78,8 @@ func main() {
 		err = fakeBinance(os.Args[2:])
 	case "goproxy":
 		err = goProxy(os.Args[2:])
+	case "rate":
+		err = rateCmd(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
