@@ -23,6 +23,11 @@
 #   FWD_SERVERS="symcache nginx direct"  the forwarding cases' servers; add
 #                   goproxy for the floor of a Go forwarder (a bare
 #                   httputil.ReverseProxy to the same fake; never a peer)
+#   RATES="1000 10000"  steady-rate phase (bench/load rate: an open loop, p50/p99/p99.9),
+#                   after the wrk runs; empty skips it
+#   RATE_CASES="symbol query-symbol spot-gzip"  RATE_DURATION=5s  RATE_REPEATS=1
+#   UNIX=1          the steady-rate phase also asks a second sidecar on a Unix socket
+#                   (symcache-unix) and nginx on one (nginx-unix); 0 skips them
 #   BUILD_FROM=dir  build the sidecar and replay from another checkout
 #                   (e.g. a `git archive HEAD` copy while the tree is mid-edit)
 #   RESULTS_DIR=bench/results                 KEEP_TMP=1 keeps the temp dir
@@ -41,6 +46,11 @@ WARMUP=${WARMUP:-1s}
 CASES=${CASES:-"spot-plain spot-gzip usdm-gzip symbol query-symbol spot-304 forward forward-1"}
 SERVERS=${SERVERS:-"symcache nginx varnish"}
 FWD_SERVERS=${FWD_SERVERS:-"symcache nginx direct"}
+RATES=${RATES-"1000 10000"}
+RATE_CASES=${RATE_CASES:-"symbol query-symbol spot-gzip"}
+RATE_DURATION=${RATE_DURATION:-5s}
+RATE_REPEATS=${RATE_REPEATS:-1}
+UNIX=${UNIX:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 GO=${GO:-go}
@@ -150,6 +160,21 @@ for _ in $(seq 300); do
 done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$SYM/readyz")" = 200 ] || die "sidecar not ready after 30 s: $(curl -s "$SYM/readyz")"
 log "sidecar ready on $SYM (pid $SYM_PID)"
+SYM_SOCK=$TMP/symcache.sock
+if [ -n "$RATES" ] && [ "$UNIX" = 1 ]; then
+	# A second sidecar on a Unix socket, on the same Redis: it loads from L2.
+	SYMCACHE_ADDR=unix:$SYM_SOCK REDIS_URL=redis://127.0.0.1:$P_REDIS/0 \
+		BINANCE_SPOT_URL=$FAKE BINANCE_USDM_URL=$UP BINANCE_COINM_URL=$UP \
+		SYMCACHE_MARKETS=spot,usdm,coinm SYMCACHE_TTL=2h SYMCACHE_REFRESH_INTERVAL=1h \
+		"${PIN_SERVER[@]}" "$TMP/sidecar" 2>"$TMP/sidecar-unix.log" &
+	PIDS+=($!)
+	for _ in $(seq 300); do
+		[ "$(curl -s --unix-socket "$SYM_SOCK" -o /dev/null -w '%{http_code}' --max-time 2 http://symcache/readyz || true)" = 200 ] && break
+		sleep 0.1
+	done
+	[ "$(curl -s --unix-socket "$SYM_SOCK" -o /dev/null -w '%{http_code}' http://symcache/readyz)" = 200 ] || die "the sidecar on $SYM_SOCK is not ready: $(tail -3 "$TMP/sidecar-unix.log")"
+	log "sidecar ready on unix:$SYM_SOCK"
+fi
 
 # --- the bytes the peers serve: fetched from the sidecar itself -------------------
 WWW=$TMP/www
@@ -203,6 +228,7 @@ http {
     scgi_temp_path $TMP/nginx/scgi;
     server {
         listen 127.0.0.1:$P_NGINX;
+        listen unix:$TMP/nginx.sock;
         root $WWW;
         location / { }
     }
@@ -396,6 +422,37 @@ for ((r = 1; r <= REPEATS; r++)); do
 	done
 done
 
+# --- steady rate ---------------------------------------------------------------
+rate_run() { # CASE SERVER RATE -> rate's JSON line
+	local args=() h
+	case "$2" in
+	symcache-unix) args=(-unix "$SYM_SOCK" -url "http://symcache$(case_path "$1" symcache)") ;;
+	nginx-unix) args=(-unix "$TMP/nginx.sock" -url "http://nginx$(case_path "$1" nginx)") ;;
+	*) args=(-url "$(base_url "$2" "$1")$(case_path "$1" "$2")") ;;
+	esac
+	while IFS= read -r h; do [ -n "$h" ] && args+=(-H "$h"); done < <(headers_for "$1" "${2%-unix}")
+	local secs=${RATE_DURATION%s}
+	timeout $((secs + 60)) "${PIN_CLIENT[@]}" "$TMP/loadhelper" rate "${args[@]}" -rate "$3" -duration "$RATE_DURATION" -warmup 1s ||
+		die "load rate $1 $2 $3 failed"
+}
+: >"$TMP/rates.tsv"
+if [ -n "$RATES" ]; then
+	RATE_SERVERS=$SERVERS
+	[ "$UNIX" = 1 ] && RATE_SERVERS="$RATE_SERVERS symcache-unix nginx-unix"
+	for ((r = 1; r <= RATE_REPEATS; r++)); do
+		for rate in $RATES; do
+			for c in $RATE_CASES; do
+				for s in $RATE_SERVERS; do
+					wait_quiet
+					line=$(rate_run "$c" "$s" "$rate")
+					printf '%s\t%s\t%s\t%d\t%s\n' "$c" "$s" "$rate" "$r" "$line" >>"$TMP/rates.tsv"
+					log "steady $rate/s $c $s: $(sed -E 's/.*"sent_p50_us":([0-9.-]+),"sent_p99_us":([0-9.-]+),"sent_p99_9_us":([0-9.-]+).*/p50 \1µs p99 \2µs p99.9 \3µs (sent)/' <<<"$line")"
+				done
+			done
+		done
+	done
+fi
+
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 RSS_AFTER=$(rss VmRSS)
 HWM=$(rss VmHWM)
@@ -418,4 +475,7 @@ mkdir -p "$RESULTS_DIR"
 OUT=$RESULTS_DIR/$(date -u +%Y-%m-%d-%H%M).md
 "$TMP/loadhelper" report -runs "$TMP/runs.tsv" -meta "$TMP/meta.txt" -preflight "$TMP/preflight.tsv" \
 	-memory "$TMP/memory.tsv" -servers "$(tr ' ' , <<<"$SERVERS"),direct,goproxy" -peers nginx,varnish -out "$OUT"
+if [ -s "$TMP/rates.tsv" ]; then
+	"$TMP/loadhelper" ratereport -runs "$TMP/rates.tsv" -peers nginx,varnish -out "$OUT"
+fi
 log "wrote $OUT"

@@ -8,6 +8,7 @@
 //	load fakebinance -addr A -dir D  a fake Binance for the forwarding cases
 //	load goproxy -addr A -upstream U a bare httputil.ReverseProxy to U
 //	load rate -url U -rate R         latency at a steady rate (rate.go)
+//	load ratereport -runs F          the markdown of the harness's steady-rate runs
 //
 // gobaseline is the floor of a Go server on this machine: net/http, no
 // router, no cache lookups, the bytes from memory, ETag/304 and the .gz
@@ -80,6 +81,8 @@ func main() {
 		err = goProxy(os.Args[2:])
 	case "rate":
 		err = rateCmd(os.Args[2:], os.Stdout)
+	case "ratereport":
+		err = rateReport(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

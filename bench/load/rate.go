@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -189,3 +191,95 @@ type headerFlags []string
 
 func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
 func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+// rateReport turns the steady-rate runs of the harness (one line per run:
+// case, server, rate, repeat and rate's JSON line, separated by tabs) into
+// a markdown section: per case and rate, each server's medians over the
+// repeats, and symcache's p99 against the better peer's (target <= 1.2),
+// from sending. It appends the section to -out, and prints it.
+func rateReport(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("ratereport", flag.ContinueOnError)
+	runsPath := fs.String("runs", "", "runs file: case<TAB>server<TAB>rate<TAB>repeat<TAB>json")
+	peers := fs.String("peers", "nginx,varnish", "the servers symcache is compared with")
+	outPath := fs.String("out", "", "markdown file to append to (besides stdout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	lines, err := readLines(*runsPath)
+	if err != nil {
+		return err
+	}
+	type key struct{ c, s, rate string }
+	runs := map[key][]rateResult{}
+	var keys []key
+	for _, l := range lines {
+		f := strings.SplitN(l, "\t", 5)
+		if len(f) != 5 {
+			return fmt.Errorf("ratereport: bad line %q", l)
+		}
+		var r rateResult
+		if err := json.Unmarshal([]byte(f[4]), &r); err != nil {
+			return fmt.Errorf("ratereport: %q: %w", l, err)
+		}
+		k := key{f[0], f[1], f[2]}
+		if _, seen := runs[k]; !seen {
+			keys = append(keys, k)
+		}
+		runs[k] = append(runs[k], r)
+	}
+	med := func(rs []rateResult, f func(rateResult) float64) float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = f(r)
+		}
+		return median(xs)
+	}
+	var b strings.Builder
+	b.WriteString("\n## Latency at a steady rate\n\n")
+	b.WriteString("`load rate`: requests at a fixed rate on at most 64 connections; µs, medians over the repeats. " +
+		"\"sent\": from when each request was sent (the server's part); \"due\": from when it was due (what a client at that rate waits, the generator's own lateness of up to a millisecond included). " +
+		"`-unix`: over a Unix socket. Target: symcache's p99 (sent) ≤ 1.2× the better peer's.\n\n")
+	b.WriteString("| case | rate/s | server | achieved/s | errors | p50 sent | p99 sent | p99.9 sent | p99 due | p99 vs best peer |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	peerSet := map[string]bool{}
+	for _, p := range strings.Split(*peers, ",") {
+		peerSet[p] = true
+	}
+	for _, k := range keys {
+		rs := runs[k]
+		p99 := med(rs, func(r rateResult) float64 { return r.SentP99 })
+		vs := ""
+		if strings.HasPrefix(k.s, "symcache") {
+			best := math.Inf(1)
+			for _, k2 := range keys {
+				if k2.c == k.c && k2.rate == k.rate && peerSet[strings.TrimSuffix(k2.s, "-unix")] && strings.HasSuffix(k2.s, "-unix") == strings.HasSuffix(k.s, "-unix") {
+					best = math.Min(best, med(runs[k2], func(r rateResult) float64 { return r.SentP99 }))
+				}
+			}
+			if !math.IsInf(best, 1) && best > 0 {
+				vs = fmt.Sprintf("%.2f×", p99/best)
+			}
+		}
+		errs := 0
+		for _, r := range rs {
+			errs += r.Errors
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %d | %.0f | %.0f | %.0f | %.0f | %s |\n", k.c, k.rate, k.s,
+			med(rs, func(r rateResult) float64 { return r.Achieved }), errs,
+			med(rs, func(r rateResult) float64 { return r.SentP50 }), p99,
+			med(rs, func(r rateResult) float64 { return r.SentP999 }),
+			med(rs, func(r rateResult) float64 { return r.P99 }), vs)
+	}
+	fmt.Fprint(out, b.String())
+	if *outPath == "" {
+		return nil
+	}
+	f, err := os.OpenFile(*outPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
