@@ -107,7 +107,12 @@ func (m *market) newest() time.Time {
 // is fresh, rather than asking Binance on every request.
 func (m *market) toL1(s *exchangeinfo.Snapshot) {
 	if m.sh.l1.Set(s, m.sh.cfg.TTL-s.Age(m.sh.now())) {
-		return
+		for { // never back to an older one
+			old := m.l1Hot.Load()
+			if old != nil && old.FetchedAt().After(s.FetchedAt()) || m.l1Hot.CompareAndSwap(old, s) {
+				return
+			}
+		}
 	}
 	if old := m.l1Refused.Swap(s); old != s {
 		m.sh.log.Warn("L1 did not keep the snapshot (larger than its budget?); serving it from memory", "market", m.name, "tier", "l1", "bytes", s.Size())
