@@ -60,7 +60,10 @@ func BenchmarkLoopback(b *testing.B) {
 }
 
 // sidecarHandler is httpapi over a cache holding the recorded spot answer in L1.
-func sidecarHandler(b *testing.B) http.Handler {
+func sidecarHandler(b *testing.B) http.Handler { return sidecarHandlerWith(b, httpapi.Config{}) }
+
+// sidecarHandlerWith is sidecarHandler with cfg (its Cache and Logger set).
+func sidecarHandlerWith(b *testing.B, cfg httpapi.Config) http.Handler {
 	upstream := fetchtest.NewUpstream(b)
 	spot, err := fetch.New(fetch.Config{Market: exchangeinfo.Spot, BaseURLs: []string{upstream.URL}})
 	if err != nil {
@@ -79,7 +82,8 @@ func sidecarHandler(b *testing.B) http.Handler {
 	if _, err := cache.Get(context.Background(), exchangeinfo.Spot); err != nil {
 		b.Fatal(err)
 	}
-	h, err := httpapi.New(httpapi.Config{Cache: cache, Logger: slog.New(slog.DiscardHandler)})
+	cfg.Cache, cfg.Logger = cache, slog.New(slog.DiscardHandler)
+	h, err := httpapi.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -130,6 +134,55 @@ func BenchmarkFilteredAnswer(b *testing.B) {
 				zw.Reset(io.Discard)
 				zw.Write(answer)
 				zw.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkLoopbackSmall compares, in one run, a GET of one symbol's object
+// (/v1/symbols/spot/BTCUSDT, 2 KB) over loopback HTTP from a minimal
+// net/http handler writing the same bytes, the sidecar, and the sidecar
+// without per-answer write deadlines (MinClientRate -1): where the cost of
+// a small answer goes besides net/http's own.
+func BenchmarkLoopbackSmall(b *testing.B) {
+	const path = "/v1/symbols/spot/BTCUSDT"
+	h := sidecarHandler(b)
+	noDeadline := sidecarHandlerWith(b, httpapi.Config{MinClientRate: -1})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	body := rec.Body.Bytes()
+	etag := rec.Header().Get("ETag")
+	servers := []struct {
+		name string
+		h    http.Handler
+	}{
+		{"baseline-static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hd := w.Header()
+			hd.Set("Content-Type", "application/json")
+			hd.Set("ETag", etag)
+			hd.Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body)
+		})},
+		{"symcache-L1", h},
+		{"symcache-L1-no-deadline", noDeadline},
+	}
+	for _, s := range servers {
+		srv := httptest.NewServer(s.h)
+		b.Cleanup(srv.Close)
+		client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				resp, err := client.Get(srv.URL + path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || n != int64(len(body)) {
+					b.Fatalf("GET = %d, %d bytes; want 200, %d", resp.StatusCode, n, len(body))
+				}
 			}
 		})
 	}
