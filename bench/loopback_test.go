@@ -26,10 +26,7 @@ import (
 func BenchmarkLoopback(b *testing.B) {
 	body := fixtures.Read(b, "binance/spot_exchangeinfo.json")
 	h := sidecarHandler(b)
-	servers := []struct {
-		name string
-		h    http.Handler
-	}{
+	servers := []loopbackServer{
 		{"baseline-static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -37,6 +34,18 @@ func BenchmarkLoopback(b *testing.B) {
 		})},
 		{"symcache-L1", h},
 	}
+	runLoopback(b, servers, exchangeinfo.Spot.Path(), body)
+}
+
+// loopbackServer is one server of a loopback benchmark.
+type loopbackServer struct {
+	name string
+	h    http.Handler
+}
+
+// runLoopback GETs path from each server over loopback HTTP, a
+// sub-benchmark each, checking every answer is 200 with len(body) bytes.
+func runLoopback(b *testing.B, servers []loopbackServer, path string, body []byte) {
 	for _, s := range servers {
 		srv := httptest.NewServer(s.h)
 		b.Cleanup(srv.Close)
@@ -45,7 +54,7 @@ func BenchmarkLoopback(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				resp, err := client.Get(srv.URL + exchangeinfo.Spot.Path())
+				resp, err := client.Get(srv.URL + path)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -152,10 +161,7 @@ func BenchmarkLoopbackSmall(b *testing.B) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	body := rec.Body.Bytes()
 	etag := rec.Header().Get("ETag")
-	servers := []struct {
-		name string
-		h    http.Handler
-	}{
+	servers := []loopbackServer{
 		{"baseline-static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hd := w.Header()
 			hd.Set("Content-Type", "application/json")
@@ -166,24 +172,5 @@ func BenchmarkLoopbackSmall(b *testing.B) {
 		{"symcache-L1", h},
 		{"symcache-L1-no-deadline", noDeadline},
 	}
-	for _, s := range servers {
-		srv := httptest.NewServer(s.h)
-		b.Cleanup(srv.Close)
-		client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-		b.Run(s.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				resp, err := client.Get(srv.URL + path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, _ := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || n != int64(len(body)) {
-					b.Fatalf("GET = %d, %d bytes; want 200, %d", resp.StatusCode, n, len(body))
-				}
-			}
-		})
-	}
+	runLoopback(b, servers, path, body)
 }
