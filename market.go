@@ -26,10 +26,10 @@ type market struct {
 	lastGood  atomic.Pointer[exchangeinfo.Snapshot] // newest valid snapshot seen
 	l1Refused atomic.Pointer[exchangeinfo.Snapshot] // the last snapshot L1 did not keep
 	// l1Hot is the snapshot this process last put in L1: a hit reads it
-	// without L1's hash lookup (a third of a small answer's time). Only
+	// without L1's hash lookup (an eighth of a small answer's handler time). Only
 	// toL1 sets it, and invalidate clears it with L1.
-	l1Hot atomic.Pointer[exchangeinfo.Snapshot]
-	loading   atomic.Int32                          // loads and fetches under way
+	l1Hot   atomic.Pointer[exchangeinfo.Snapshot]
+	loading atomic.Int32 // loads and fetches under way
 	// lastFuture is the time (UnixMilli) of the last future-dated value met;
 	// lastFutureLog, when (UnixNano) one was last logged.
 	lastFuture, lastFutureLog atomic.Int64
