@@ -177,3 +177,27 @@ func TestHealthcheck_UnixSocket(t *testing.T) {
 		t.Errorf("healthcheck of /nowhere on the socket = %d, %s; want 1 and the 404", code, errOut.String())
 	}
 }
+
+// SYMCACHE_PPROF_ADDR serves Go's profiles on a loopback listener of
+// their own; the sidecar's own address does not.
+func TestRun_Pprof(t *testing.T) {
+	pp := testutil.FreeAddr(t)
+	s := startSidecar(t, map[string]string{"SYMCACHE_DEMO": "1", "SYMCACHE_PPROF_ADDR": pp})
+	var resp *http.Response
+	testutil.WaitFor(t, 10*time.Second, "the profiles served", func() bool {
+		r, err := http.Get("http://" + pp + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return false
+		}
+		resp = r
+		return true
+	})
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("GET /debug/pprof/goroutine = %d, %.100s", resp.StatusCode, body)
+	}
+	if r, _ := s.get(t, "/debug/pprof/"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/ on the sidecar's address = %d, want 404", r.StatusCode)
+	}
+}

@@ -85,6 +85,7 @@ type config struct {
 	drainTimeout  time.Duration // how long a stop waits for answers in flight
 	forward       bool          // send what is not cached on to Binance (forward.Prefixes)
 	ui            bool          // the status page at /
+	pprofAddr     string        // loopback host:port of Go's profiles; "" for none
 	fwdTimeout    time.Duration // forward.Config.Timeout
 	venue         string        // BINANCE_VENUE; a market it lacks, with no URL of its own, has no baseURLs
 	// demo: the upstream of every market is package demo's replay of
@@ -139,6 +140,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
 		forwardOn  = fs.String("forward", cmp.Or(getenv("SYMCACHE_FORWARD"), "on"), "on or off: forward the requests under /api/, /sapi/, /fapi/ and /dapi/ that are not cached to the market's Binance base URL; off answers them 404 [SYMCACHE_FORWARD]")
 		fwdTimeout = fs.String("forward-timeout", cmp.Or(getenv("SYMCACHE_FORWARD_TIMEOUT"), "10s"), "how long a forwarded request waits for Binance's answer to begin; then 504 (-1007 once sent: its outcome is unknown) [SYMCACHE_FORWARD_TIMEOUT]")
+		pprofAddr  = fs.String("pprof-addr", getenv("SYMCACHE_PPROF_ADDR"), "loopback host:port to serve Go's profiles on (/debug/pprof/), for finding where time goes; empty: none [SYMCACHE_PPROF_ADDR]")
 		uiOn       = fs.String("ui", cmp.Or(getenv("SYMCACHE_UI"), "on"), "on or off: the status page at /; off answers / 404 [SYMCACHE_UI]")
 		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
 	)
@@ -323,6 +325,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if cfg.fwdTimeout, err = positiveDuration(*fwdTimeout); err != nil {
 		return config{}, &settingError{name("forward-timeout", "SYMCACHE_FORWARD_TIMEOUT"), err.Error()}
 	}
+	if err := checkPprofAddr(*pprofAddr); err != nil {
+		return config{}, &settingError{name("pprof-addr", "SYMCACHE_PPROF_ADDR"), err.Error()}
+	}
+	cfg.pprofAddr = *pprofAddr
 	switch *uiOn {
 	case "on":
 		cfg.ui = true
@@ -587,6 +593,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("listening", slices.Concat([]any{"addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets)}, upstream, []any{"l2", l2desc, "version", version.String()})...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.pprofAddr != "" {
+		servePprof(cfg.pprofAddr, log)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
