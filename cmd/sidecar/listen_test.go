@@ -201,3 +201,34 @@ func TestRun_Pprof(t *testing.T) {
 		t.Errorf("GET /debug/pprof/ on the sidecar's address = %d, want 404", r.StatusCode)
 	}
 }
+
+// SYMCACHE_METRICS_ADDR serves /metrics and the probes, and nothing else,
+// beside a sidecar on a Unix socket.
+func TestRun_MetricsAddr(t *testing.T) {
+	ops := testutil.FreeAddr(t)
+	path := filepath.Join(t.TempDir(), "s.sock")
+	_, _, stop := runOnSocket(t, path, map[string]string{"SYMCACHE_METRICS_ADDR": ops})
+	defer stop()
+	get := func(p string) (int, string) {
+		resp, err := http.Get("http://" + ops + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "symcache_snapshot_age_seconds") {
+		t.Errorf("GET /metrics on the metrics address = %d, %.100s", code, body)
+	}
+	for _, p := range []string{"/readyz", "/healthz"} {
+		if code, _ := get(p); code != http.StatusOK {
+			t.Errorf("GET %s on the metrics address = %d, want 200", p, code)
+		}
+	}
+	for _, p := range []string{"/api/v3/exchangeInfo", "/admin/status", "/", "/v1/changes/spot"} {
+		if code, body := get(p); code != http.StatusNotFound || !strings.Contains(body, "/metrics, /healthz and /readyz only") {
+			t.Errorf("GET %s on the metrics address = %d %s, want 404", p, code, body)
+		}
+	}
+}

@@ -86,6 +86,7 @@ type config struct {
 	forward       bool          // send what is not cached on to Binance (forward.Prefixes)
 	ui            bool          // the status page at /
 	pprofAddr     string        // loopback host:port of Go's profiles; "" for none
+	metricsAddr   string        // host:port of /metrics and the probes alone; "" for none
 	fwdTimeout    time.Duration // forward.Config.Timeout
 	venue         string        // BINANCE_VENUE; a market it lacks, with no URL of its own, has no baseURLs
 	// demo: the upstream of every market is package demo's replay of
@@ -140,6 +141,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		minRate    = fs.String("min-client-rate", cmp.Or(getenv("SYMCACHE_MIN_CLIENT_RATE"), "65536"), "slowest a client may read, in bytes a second: an answer not sent within 10s plus its size at this rate is cut off [SYMCACHE_MIN_CLIENT_RATE]")
 		forwardOn  = fs.String("forward", cmp.Or(getenv("SYMCACHE_FORWARD"), "on"), "on or off: forward the requests under /api/, /sapi/, /fapi/ and /dapi/ that are not cached to the market's Binance base URL; off answers them 404 [SYMCACHE_FORWARD]")
 		fwdTimeout = fs.String("forward-timeout", cmp.Or(getenv("SYMCACHE_FORWARD_TIMEOUT"), "10s"), "how long a forwarded request waits for Binance's answer to begin; then 504 (-1007 once sent: its outcome is unknown) [SYMCACHE_FORWARD_TIMEOUT]")
+		metricsAt  = fs.String("metrics-addr", getenv("SYMCACHE_METRICS_ADDR"), "host:port serving /metrics, /healthz and /readyz alone, for Prometheus and probes that cannot reach a loopback or socket address; empty: none [SYMCACHE_METRICS_ADDR]")
 		pprofAddr  = fs.String("pprof-addr", getenv("SYMCACHE_PPROF_ADDR"), "loopback host:port to serve Go's profiles on (/debug/pprof/), for finding where time goes; empty: none [SYMCACHE_PPROF_ADDR]")
 		uiOn       = fs.String("ui", cmp.Or(getenv("SYMCACHE_UI"), "on"), "on or off: the status page at /; off answers / 404 [SYMCACHE_UI]")
 		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
@@ -329,6 +331,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return config{}, &settingError{name("pprof-addr", "SYMCACHE_PPROF_ADDR"), err.Error()}
 	}
 	cfg.pprofAddr = *pprofAddr
+	if err := checkMetricsAddr(*metricsAt); err != nil {
+		return config{}, &settingError{name("metrics-addr", "SYMCACHE_METRICS_ADDR"), err.Error()}
+	}
+	cfg.metricsAddr = *metricsAt
 	switch *uiOn {
 	case "on":
 		cfg.ui = true
@@ -595,6 +601,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	go func() { errc <- srv.Serve(ln) }()
 	if cfg.pprofAddr != "" {
 		servePprof(cfg.pprofAddr, log)
+	}
+	if cfg.metricsAddr != "" {
+		if err := serveMetrics(ctx, cfg.metricsAddr, h, log); err != nil {
+			srv.Close()
+			return err
+		}
 	}
 	select {
 	case err := <-errc:
