@@ -168,15 +168,7 @@ type Advanced struct {
 // announces the snapshot. A failure is logged at Error and returned.
 func (s *Store) Advance(ctx context.Context, a Advance) (Advanced, Meta, error) {
 	done, stored, err := s.advance(ctx, a)
-	e := a.Envelope
-	switch {
-	case errors.Is(err, ErrSuperseded):
-		s.log.Info("l2 put skipped: a newer snapshot is stored", "market", e.Market, "key", s.prefix+CurrentKey(e.Market))
-	case errors.Is(err, ErrRebase):
-	case err != nil:
-		s.fail("put")
-		s.log.Error("l2 put failed", "market", e.Market, "key", s.prefix+CurrentKey(e.Market), "err", err)
-	}
+	s.putDone(a.Envelope.Market, err)
 	return done, stored, err
 }
 

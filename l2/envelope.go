@@ -117,14 +117,22 @@ func (s *Store) envelope(ctx context.Context, key, market string, budget time.Du
 // what it held before.
 func (s *Store) Put(ctx context.Context, e Envelope, ttl time.Duration) error {
 	err := s.put(ctx, e, ttl)
+	s.putDone(e.Market, err)
+	return err
+}
+
+// putDone counts and logs how a write of market's snapshot (Put, Advance)
+// ended: superseded at Info, a failure at Error; a rebase is the caller's
+// to handle, not logged.
+func (s *Store) putDone(market string, err error) {
 	switch {
 	case errors.Is(err, ErrSuperseded):
-		s.log.Info("l2 put skipped: a newer snapshot is stored", "market", e.Market, "key", s.prefix+CurrentKey(e.Market))
+		s.log.Info("l2 put skipped: a newer snapshot is stored", "market", market, "key", s.prefix+CurrentKey(market))
+	case errors.Is(err, ErrRebase):
 	case err != nil:
 		s.fail("put")
-		s.log.Error("l2 put failed", "market", e.Market, "key", s.prefix+CurrentKey(e.Market), "err", err)
+		s.log.Error("l2 put failed", "market", market, "key", s.prefix+CurrentKey(market), "err", err)
 	}
-	return err
 }
 
 func (s *Store) put(ctx context.Context, e Envelope, ttl time.Duration) error {

@@ -104,15 +104,16 @@ const socketHost = "symcache.socket"
 // same host or pod: a wildcard address is reached on 127.0.0.1; a Unix
 // socket (unix:/path) through socketHost, with its path in socket.
 func localBaseURL(addr string) (base, socket string, err error) {
-	if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
-		if path == "" {
-			return "", "", fmt.Errorf("%q names no socket file", addr)
-		}
-		return "http://" + socketHost, path, nil
+	la, err := parseListenAddr(addr) // as the sidecar reads it
+	if err != nil {
+		return "", "", err
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
-		return "", "", fmt.Errorf("%q is not host:port or unix:/path/to.sock", addr)
+	if la.network == "unix" {
+		return "http://" + socketHost, la.address, nil
+	}
+	host, port, _ := net.SplitHostPort(la.address)
+	if port == "" {
+		return "", "", fmt.Errorf("%q has no port", addr)
 	}
 	switch host {
 	case "", "0.0.0.0", "::":
