@@ -314,6 +314,11 @@ func TestForward_NotAnOpenProxy(t *testing.T) {
 // the latest X-MBX-USED-WEIGHT-1M its Binance host sent, on the cache's own
 // fetch or on a forwarded request, while it is from the current minute.
 func TestForward_UsedWeightOnCachedAnswers(t *testing.T) {
+	// The weight counts within a UTC minute: start well inside one, so that
+	// the fetch's weight and the first answer fall in the same minute.
+	if sec := time.Now().UTC().Second(); sec >= 50 {
+		time.Sleep(time.Duration(61-sec) * time.Second)
+	}
 	up := fetchtest.NewUpstream(t)
 	up.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json"), Header: http.Header{"X-Mbx-Used-Weight-1m": {"20"}, "X-Mbx-Used-Weight": {"20"}}})
 	up.Set("/api/v3/ticker/price", fetchtest.Response{Body: []byte(`{"symbol":"BTCUSDT","price":"1.0"}`), Header: http.Header{"X-Mbx-Used-Weight-1m": {"77"}}})
