@@ -120,7 +120,9 @@ func TestRun_UnixSocket_leftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{busy: "another process listens on it", file: "exists and is not a socket"} {
-		var out bytes.Buffer
+		// A fetch the warm-up started may still log after run returns:
+		// a buffer safe for concurrent use.
+		var out testutil.LogBuffer
 		code := run(context.Background(), nil, envFunc(map[string]string{"SYMCACHE_ADDR": "unix:" + path, "SYMCACHE_DEMO": "1"}), &out)
 		if code != 1 || !strings.Contains(out.String(), want) {
 			t.Errorf("run on %s = %d, %q; want 1 and %q", filepath.Base(path), code, out.String(), want)
