@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +61,60 @@ func BenchmarkDerivedETag(b *testing.B) {
 			_ = exchangeinfo.ETag([]byte(s.ETag() + "\x00" + r.URL.RequestURI()))
 		}
 	})
+}
+
+// TestDerivedAnswers_bounds fills a snapshot's derived answers with URIs
+// made up to fill it: the entries, their bytes, the size of an answer and
+// of a key kept are bounded, and an answer not kept is still made and
+// right, every time.
+func TestDerivedAnswers_bounds(t *testing.T) {
+	s, err := exchangeinfo.Parse(exchangeinfo.Spot, fixtures.Read(t, "binance/spot_testnet_exchangeinfo_2021-07-11.json"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &snapshotHeaders{snap: s}
+	made := 0
+	ask := func(target string, body []byte) payload {
+		t.Helper()
+		r := httptest.NewRequest("GET", target, nil)
+		got, err := p.derived(r, func() ([]byte, error) { made++; return body, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.body) != string(body) || got.etag[0] != derivedETag(s, r) || got.length[0] != strconv.Itoa(len(body)) {
+			t.Fatalf("derived(%.60s) = %.40q %v %v, want the bytes made, their tag and length", target, got.body, got.etag, got.length)
+		}
+		return got
+	}
+	small := []byte(`{"symbol":"X"}`)
+	for i := range maxDerivedAnswers + 100 {
+		ask(fmt.Sprintf("/v1/symbols/spot/S%d", i), small)
+	}
+	if n := len(p.answers.m); n != maxDerivedAnswers {
+		t.Errorf("%d answers kept, want the bound %d", n, maxDerivedAnswers)
+	}
+	made = 0
+	ask("/v1/symbols/spot/S1", small)                                 // kept
+	ask("/v1/symbols/spot/S"+fmt.Sprint(maxDerivedAnswers+50), small) // not kept: made again
+	if made != 1 {
+		t.Errorf("%d answers made for one kept and one not, want 1", made)
+	}
+
+	p = &snapshotHeaders{snap: s}
+	big := make([]byte, maxDerivedSize+1)
+	made = 0
+	ask("/big", big)
+	ask("/big", big)
+	ask("/"+strings.Repeat("k", maxDerivedKey+1), small)
+	ask("/"+strings.Repeat("k", maxDerivedKey+1), small)
+	if made != 4 || len(p.answers.m) != 0 {
+		t.Errorf("an answer over %d bytes or a key over %d: made %d times in 4 requests, %d kept; want 4 and none", maxDerivedSize, maxDerivedKey, made, len(p.answers.m))
+	}
+	mid := make([]byte, maxDerivedSize/2)
+	for i := range 2 * maxDerivedBytes / len(mid) {
+		ask(fmt.Sprintf("/mid/%d", i), mid)
+	}
+	if p.answers.bytes > maxDerivedBytes || p.answers.bytes < maxDerivedBytes-len(mid)-maxDerivedKey-derivedOverhead {
+		t.Errorf("%d bytes kept, want at most %d and close to it", p.answers.bytes, maxDerivedBytes)
+	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,56 @@ type snapshotHeaders struct {
 	etag, lastModified, plainLen []string
 	etagGzip                     []string                 // the gzip representation's own tag
 	gzipLen                      atomic.Pointer[[]string] // made with the gzip
+	answers                      derivedAnswers
+}
+
+// The bounds of a snapshot's derivedAnswers: the answers a sidecar is
+// asked for again and again (a few hundred symbols, a few queries) fit
+// many times over, and URIs made up to fill it cost at most these.
+const (
+	maxDerivedAnswers = 4096
+	maxDerivedBytes   = 4 << 20 // keys and bodies, plus derivedOverhead each
+	maxDerivedSize    = 64 << 10
+	maxDerivedKey     = 1 << 10
+	derivedOverhead   = 160 // the entry, its tag and the map's share
+)
+
+// derivedAnswers are the small answers made from one snapshot, by request
+// URI, each with its tag and Content-Length: the same snapshot and URI
+// always give the same bytes (see derivedETag), so a symbol's object or a
+// ?symbol= answer is made once per snapshot, not per request. Once full,
+// answers are made per request as if there were no cache.
+type derivedAnswers struct {
+	mu    sync.RWMutex
+	m     map[string]*payload
+	bytes int
+}
+
+// derived returns the payload of the answer mk makes for r from p's
+// snapshot, made by mk on the first request for r's URI.
+func (p *snapshotHeaders) derived(r *http.Request, mk func() ([]byte, error)) (payload, error) {
+	var buf [256]byte
+	k := appendURI(buf[:0], r.URL) // on the stack unless longer
+	if a := p.answer(k); a != nil {
+		return *a, nil
+	}
+	b, err := mk()
+	if err != nil {
+		return payload{}, err
+	}
+	a := &payload{etag: []string{derivedETag(p.snap, r)}, body: b, length: []string{strconv.Itoa(len(b))}}
+	if cost := len(k) + len(b) + derivedOverhead; len(b) <= maxDerivedSize && len(k) <= maxDerivedKey {
+		p.answers.mu.Lock()
+		if p.answers.m == nil {
+			p.answers.m = map[string]*payload{}
+		}
+		if _, dup := p.answers.m[string(k)]; !dup && len(p.answers.m) < maxDerivedAnswers && p.answers.bytes+cost <= maxDerivedBytes {
+			p.answers.m[string(k)] = a
+			p.answers.bytes += cost
+		}
+		p.answers.mu.Unlock()
+	}
+	return *a, nil
 }
 
 // gzipped returns the snapshot's gzip and its Content-Length value, making
@@ -71,6 +122,24 @@ func (p *snapshotHeaders) gzipped() ([]byte, []string) {
 	return gz, n
 }
 
+// appendURI appends u's path and query as sent, which with the snapshot
+// decide a derived answer.
+func appendURI(b []byte, u *url.URL) []byte {
+	b = append(b, u.EscapedPath()...)
+	if u.ForceQuery || u.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b
+}
+
+// answer returns the derived answer kept for the URI k, or nil.
+func (p *snapshotHeaders) answer(k []byte) *payload {
+	p.answers.mu.RLock()
+	defer p.answers.mu.RUnlock()
+	return p.answers.m[string(k)] // no copy of k: a lookup
+}
+
 // preparedHeaders holds the current snapshotHeaders of each market: one
 // entry per market, replaced when the snapshot changes, so nothing piles up.
 type preparedHeaders struct {
@@ -83,6 +152,19 @@ func newPreparedHeaders() preparedHeaders {
 		p.byMarket[m] = new(atomic.Pointer[snapshotHeaders])
 	}
 	return p
+}
+
+// derivedBefore reports whether the market's latest prepared snapshot keeps
+// a derived answer for r: r's query was valid, and asked for less than the
+// whole body.
+func (h *handler) derivedBefore(m exchangeinfo.Market, r *http.Request) bool {
+	slot := h.headers.byMarket[m]
+	if slot == nil {
+		return false
+	}
+	var buf [256]byte
+	cur := slot.Load()
+	return cur != nil && cur.answer(appendURI(buf[:0], r.URL)) != nil
 }
 
 func (h *handler) prepared(s *exchangeinfo.Snapshot) *snapshotHeaders {

@@ -164,8 +164,8 @@ type handler struct {
 	warning   string          // the Warning of every answer in demo mode; "" otherwise
 }
 
-// New returns the echo instance serving every route.
-func New(cfg Config) (*echo.Echo, error) {
+// New returns the Server answering every route.
+func New(cfg Config) (*Server, error) {
 	if cfg.Cache == nil {
 		return nil, errors.New("httpapi: no Cache")
 	}
@@ -246,7 +246,7 @@ func New(cfg Config) (*echo.Echo, error) {
 	if cfg.Forward != nil {
 		h.forwardRoutes(e, cfg.Forward)
 	}
-	return e, nil
+	return newServer(e, h), nil
 }
 
 // exchangeInfo answers a market's Binance path as Binance would: the cached
@@ -254,42 +254,119 @@ func New(cfg Config) (*echo.Echo, error) {
 func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		q, err := exchangeinfo.ParseQuery(m, r.URL.RawQuery)
-		if err != nil {
-			return err
+		raw := r.URL.RawQuery
+		// A query answered before needs no parsing, unless its answer is
+		// made again (for another snapshot).
+		if raw == "" || !h.derivedBefore(m, r) {
+			q, err := exchangeinfo.ParseQuery(m, raw)
+			if err != nil {
+				return err
+			}
+			if q.Full() {
+				res, err := h.cache.Get(r.Context(), m)
+				if err != nil {
+					return err
+				}
+				prep := h.prepared(res.Snapshot)
+				return h.write(c.Response(), r, res, payload{etag: prep.etag, body: res.Snapshot.Body(), length: prep.plainLen, full: true})
+			}
 		}
 		res, err := h.cache.Get(r.Context(), m)
 		if err != nil {
 			return err
 		}
 		s := res.Snapshot
-		if q.Full() {
-			return h.write(c, res, s.ETag(), func() ([]byte, error) { return s.Body(), nil }, true)
+		p, err := h.prepared(s).derived(r, func() ([]byte, error) {
+			q, err := exchangeinfo.ParseQuery(m, raw)
+			if err != nil {
+				return nil, err
+			}
+			return s.Answer(q)
+		})
+		if err != nil {
+			return h.refused(c.Response(), res, err)
 		}
-		return h.write(c, res, derivedETag(s, r), func() ([]byte, error) { return s.Answer(q) }, false)
+		return h.write(c.Response(), r, res, p)
 	}
+}
+
+// payload is what write sends: the answer's entity tag and its bytes, or
+// how to make them once the request's If-None-Match has been checked.
+type payload struct {
+	etag   []string               // the ETag value
+	body   []byte                 // the bytes, when made already
+	length []string               // body's Content-Length value, when known
+	make   func() ([]byte, error) // makes the bytes when body is nil
+	// full says the answer is the snapshot's body: then it goes
+	// gzip-compressed (computed once per snapshot) to clients that accept
+	// it (see snapshotHeaders.gzipped), plain to others.
+	full bool
 }
 
 // write sends a data answer made from res's snapshot with the caching
 // headers: X-Cache, Age, ETag, Last-Modified, Cache-Control (the remaining
 // freshness), Warning when stale, and X-MBX-USED-WEIGHT(-1M) when the
-// market's host reported its used weight in the current minute. A matching If-None-Match gets 304
-// before body is called. full says the answer is the snapshot's body: then it
-// goes gzip-compressed (computed once per snapshot) to clients that accept it
-// (see snapshotHeaders.gzipped), plain to others; other answers are
-// small or cheap to send plain on a local link, so they are not compressed
-// per request.
-func (h *handler) write(c echo.Context, res symcache.Result, etag string, body func() ([]byte, error), full bool) error {
-	r, s, now := c.Request(), res.Snapshot, h.now()
+// market's host reported its used weight in the current minute. A matching
+// If-None-Match gets 304 before p's bytes are made. Answers other than the
+// full body are small or cheap to send plain on a local link, so they are
+// not compressed per request.
+func (h *handler) write(w http.ResponseWriter, r *http.Request, res symcache.Result, p payload) error {
+	s, now := res.Snapshot, h.now()
 	// The full answer is the hot path: its header values come from tables and
 	// from what was prepared once per snapshot, so a hit allocates nothing
 	// that grows with the payload and very little at all.
 	prep := h.prepared(s)
-	hdr := c.Response().Header()
-	hdr["X-Cache"] = sourceValues[res.Source]
-	hdr["Age"] = seconds(ageValues, "", int64(max(s.Age(now), 0)/time.Second))
+	hdr := w.Header()
+	h.sourceHeaders(hdr, res, now)
 	hdr["Cache-Control"] = seconds(maxAgeValues, "max-age=", int64(max(res.Expires.Sub(now), 0)/time.Second))
 	hdr["Last-Modified"] = prep.lastModified
+	gz := p.full && acceptsGzip(r.Header.Values("Accept-Encoding"))
+	etag := p.etag
+	switch {
+	case gz: // the gzip representation has a tag of its own
+		etag = prep.etagGzip
+		hdr["Vary"] = varyValues
+	case p.full:
+		hdr["Vary"] = varyValues
+	}
+	hdr["Etag"] = etag
+	if etagMatch(r.Header.Values("If-None-Match"), etag[0]) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	b, n := p.body, p.length
+	if b == nil && p.make != nil {
+		var err error
+		if b, err = p.make(); err != nil {
+			for _, k := range []string{"Etag", "Last-Modified", "Cache-Control", "Vary"} {
+				delete(hdr, k) // they describe an answer that is not sent
+			}
+			return err
+		}
+	}
+	if gz {
+		b, n = prep.gzipped()
+		hdr["Content-Encoding"] = gzipValues
+	}
+	if n == nil {
+		n = []string{strconv.Itoa(len(b))}
+	}
+	hdr["Content-Length"] = n
+	hdr["Content-Type"] = jsonValues
+	h.deadline.extend(w, len(b)) // the one answer that can be large: its time grows with it
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(b)
+	return err
+}
+
+// sourceHeaders describes where res came from, for an answer or an error
+// about its snapshot: X-Cache, Age, Warning when stale, and
+// X-MBX-USED-WEIGHT(-1M) when the market's host reported its used weight
+// in the current minute.
+func (h *handler) sourceHeaders(hdr http.Header, res symcache.Result, now time.Time) {
+	s := res.Snapshot
+	hdr["X-Cache"] = sourceValues[res.Source]
+	hdr["Age"] = seconds(ageValues, "", int64(max(s.Age(now), 0)/time.Second))
 	if up := h.ups[s.Market()]; up != nil {
 		// What Binance would have said: a client's own limiter (go-binance
 		// reads it) sees the weight this IP has used this minute.
@@ -298,42 +375,16 @@ func (h *handler) write(c echo.Context, res symcache.Result, etag string, body f
 			hdr["X-Mbx-Used-Weight"], hdr["X-Mbx-Used-Weight-1m"] = v, v
 		}
 	}
-	gz := full && acceptsGzip(r.Header.Values("Accept-Encoding"))
-	switch {
-	case gz: // the gzip representation has a tag of its own
-		hdr["Etag"], hdr["Vary"] = prep.etagGzip, varyValues
-		etag = prep.etagGzip[0]
-	case full:
-		hdr["Etag"], hdr["Vary"] = prep.etag, varyValues
-	default:
-		hdr["Etag"] = []string{etag}
-	}
 	if res.Source == symcache.Stale {
 		hdr.Add("Warning", `110 symcache "Response is Stale: `+strings.ReplaceAll(res.Reason, `"`, `'`)+`"`)
 	}
-	if etagMatch(r.Header.Values("If-None-Match"), etag) {
-		return c.NoContent(http.StatusNotModified)
-	}
-	b, err := body()
-	if err != nil {
-		for _, k := range []string{"Etag", "Last-Modified", "Cache-Control", "Vary"} {
-			delete(hdr, k) // they describe an answer that is not sent
-		}
-		return err
-	}
-	if full {
-		hdr["Content-Length"] = prep.plainLen
-		if gz {
-			b, hdr["Content-Length"] = prep.gzipped()
-			hdr["Content-Encoding"] = gzipValues
-		}
-	} else {
-		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
-	}
-	hdr["Content-Type"] = jsonValues
-	h.deadline.extend(c.Response(), len(b)) // the one answer that can be large: its time grows with it
-	c.Response().WriteHeader(http.StatusOK)
-	_, err = c.Response().Write(b)
+}
+
+// refused returns err, an answer about res's snapshot that cannot be
+// made (a symbol it does not have), after the headers that say where the
+// snapshot came from.
+func (h *handler) refused(w http.ResponseWriter, res symcache.Result, err error) error {
+	h.sourceHeaders(w.Header(), res, h.now())
 	return err
 }
 
@@ -347,11 +398,7 @@ func derivedETag(s *exchangeinfo.Snapshot, r *http.Request) string {
 	var buf [512]byte
 	b := append(buf[:0], s.ETag()...)
 	b = append(b, 0)
-	b = append(b, r.URL.EscapedPath()...)
-	if r.URL.ForceQuery || r.URL.RawQuery != "" {
-		b = append(b, '?')
-		b = append(b, r.URL.RawQuery...)
-	}
+	b = appendURI(b, r.URL)
 	return exchangeinfo.ETag(b) // b escapes only when longer than buf
 }
 
@@ -431,41 +478,55 @@ func (h *handler) handleError(err error, c echo.Context) {
 // connection.
 func (h *handler) count(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !h.forwarded[c.Path()] { // a forwarded answer has deadlines of its own
-			h.deadline.set(c.Response(), 0)
-		}
-		if h.warning != "" {
-			c.Response().Header().Add("Warning", h.warning)
-		}
-		err := recovered(next, c)
-		if errors.Is(err, errAborted) {
-			// An answer cut short (a forwarded one, by Binance or the
-			// client): count it, then let net/http drop the connection, so
-			// that the client cannot take what it got for a whole answer.
-			code := c.Response().Status
-			if !c.Response().Committed {
-				code = 499
-			}
-			h.counter(cmp.Or(c.Path(), "unmatched"), code).Inc()
-			panic(http.ErrAbortHandler)
-		}
-		if h.deadline.cutOff(err, c) {
-			err = nil // the connection is gone: nothing more can be sent
-		}
-		if err != nil {
-			c.Error(err) // write the answer now, so its status is known
-		}
-		route := c.Path()
-		if route == "" || c.Response().Status == http.StatusNotFound && route == "/*" {
-			route = "unmatched"
-		}
-		code := c.Response().Status
-		if !c.Response().Committed {
-			code = 499 // the client went away before an answer (nginx's code)
-		}
-		h.counter(route, code).Inc()
+		h.counted(c, func(c echo.Context, _ pathParams) error { return next(c) }, pathParams{})
 		return nil
 	}
+}
+
+// pathParams are the parameters of a path Server matches itself, given to
+// its handler directly rather than through echo's context.
+type pathParams struct{ market, symbol string }
+
+// pathHandler is the handler of a path Server matches itself.
+type pathHandler func(echo.Context, pathParams) error
+
+// counted runs next for c as the middleware count does: the answer's first
+// write deadline, the demo Warning, a panic recovered, an error answered,
+// and the answer counted by route and status.
+func (h *handler) counted(c echo.Context, next pathHandler, pp pathParams) {
+	if !h.forwarded[c.Path()] { // a forwarded answer has deadlines of its own
+		h.deadline.set(c.Response(), 0)
+	}
+	if h.warning != "" {
+		c.Response().Header().Add("Warning", h.warning)
+	}
+	err := recovered(next, c, pp)
+	if errors.Is(err, errAborted) {
+		// An answer cut short (a forwarded one, by Binance or the
+		// client): count it, then let net/http drop the connection, so
+		// that the client cannot take what it got for a whole answer.
+		code := c.Response().Status
+		if !c.Response().Committed {
+			code = 499
+		}
+		h.counter(cmp.Or(c.Path(), "unmatched"), code).Inc()
+		panic(http.ErrAbortHandler)
+	}
+	if h.deadline.cutOff(err, c) {
+		err = nil // the connection is gone: nothing more can be sent
+	}
+	if err != nil {
+		c.Error(err) // write the answer now, so its status is known
+	}
+	route := c.Path()
+	if route == "" || c.Response().Status == http.StatusNotFound && route == "/*" {
+		route = "unmatched"
+	}
+	code := c.Response().Status
+	if !c.Response().Committed {
+		code = 499 // the client went away before an answer (nginx's code)
+	}
+	h.counter(route, code).Inc()
 }
 
 // errAborted is recovered's error for a panic with http.ErrAbortHandler:
@@ -475,7 +536,7 @@ var errAborted = errors.New("answer aborted")
 // recovered runs next, turning a panic into an error (answered 500 and
 // logged by handleError) instead of a dropped connection; a panic with
 // http.ErrAbortHandler becomes errAborted.
-func recovered(next echo.HandlerFunc, c echo.Context) (err error) {
+func recovered(next pathHandler, c echo.Context, pp pathParams) (err error) {
 	defer func() {
 		if p := recover(); p == http.ErrAbortHandler {
 			err = errAborted
@@ -483,7 +544,7 @@ func recovered(next echo.HandlerFunc, c echo.Context) (err error) {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return next(c)
+	return next(c, pp)
 }
 
 // etagMatch implements If-None-Match's weak comparison for GET, over every

@@ -36,6 +36,9 @@ var errUnknownSymbol = &apiError{Status: http.StatusNotFound, Code: -1121, Msg: 
 // params parses a raw query strictly: a malformed escape, an unknown or a
 // repeated parameter is an error naming it, never silently dropped.
 func params(rawQuery string, known ...string) (map[string]string, error) {
+	if rawQuery == "" {
+		return nil, nil // reads as an empty map
+	}
 	out := map[string]string{}
 	for part := range strings.SplitSeq(rawQuery, "&") {
 		if part == "" {
@@ -66,9 +69,14 @@ func params(rawQuery string, known ...string) (map[string]string, error) {
 
 // snapshot resolves the :market path parameter and gets its snapshot.
 func (h *handler) snapshot(c echo.Context) (symcache.Result, error) {
-	m, err := exchangeinfo.ParseMarket(c.Param("market"))
+	return h.snapshotOf(c, c.Param("market"))
+}
+
+// snapshotOf gets the snapshot of the market named market.
+func (h *handler) snapshotOf(c echo.Context, market string) (symcache.Result, error) {
+	m, err := exchangeinfo.ParseMarket(market)
 	if err != nil {
-		return symcache.Result{}, &apiError{Status: http.StatusNotFound, Code: -1000, Msg: fmt.Sprintf("Unknown market %q: want spot, usdm or coinm.", c.Param("market"))}
+		return symcache.Result{}, &apiError{Status: http.StatusNotFound, Code: -1000, Msg: fmt.Sprintf("Unknown market %q: want spot, usdm or coinm.", market)}
 	}
 	return h.cache.Get(c.Request().Context(), m)
 }
@@ -79,11 +87,17 @@ func (h *handler) lookup(c echo.Context) (symcache.Result, exchangeinfo.Symbol, 
 	if err != nil {
 		return res, exchangeinfo.Symbol{}, err
 	}
-	sym, ok := res.Snapshot.Lookup(strings.ToUpper(c.Param("symbol")))
+	sym, err := lookupSymbol(res.Snapshot, c.Param("symbol"))
+	return res, sym, err
+}
+
+// lookupSymbol resolves a symbol's name (case-insensitive) in s.
+func lookupSymbol(s *exchangeinfo.Snapshot, name string) (exchangeinfo.Symbol, error) {
+	sym, ok := s.Lookup(strings.ToUpper(name))
 	if !ok {
-		return res, sym, errUnknownSymbol
+		return sym, errUnknownSymbol
 	}
-	return res, sym, nil
+	return sym, nil
 }
 
 // listQuery is a parsed GET /v1/symbols/{market} query.
@@ -197,9 +211,10 @@ func (h *handler) listSymbols(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) {
-		return listAnswer(res.Snapshot, q), nil
-	}, false)
+	return h.write(c.Response(), c.Request(), res, payload{
+		etag: []string{derivedETag(res.Snapshot, c.Request())},
+		make: func() ([]byte, error) { return listAnswer(res.Snapshot, q), nil },
+	})
 }
 
 // listAnswer encodes a page: {"market","server_time","fetched_at","count",
@@ -266,14 +281,25 @@ func writeJSONString(b *bytes.Buffer, s string) {
 
 // symbol is GET /v1/symbols/{market}/{symbol}: Binance's object as sent.
 func (h *handler) symbol(c echo.Context) error {
+	return h.symbolAt(c, pathParams{c.Param("market"), c.Param("symbol")})
+}
+
+func (h *handler) symbolAt(c echo.Context, pp pathParams) error {
 	if _, err := params(c.Request().URL.RawQuery); err != nil {
 		return err
 	}
-	res, sym, err := h.lookup(c)
+	res, err := h.snapshotOf(c, pp.market)
 	if err != nil {
 		return err
 	}
-	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) { return sym.Raw, nil }, false)
+	p, err := h.prepared(res.Snapshot).derived(c.Request(), func() ([]byte, error) {
+		sym, err := lookupSymbol(res.Snapshot, pp.symbol)
+		return sym.Raw, err
+	})
+	if err != nil {
+		return err
+	}
+	return h.write(c.Response(), c.Request(), res, p)
 }
 
 // symbolRules is GET /v1/symbols/{market}/{symbol}/rules.
@@ -281,17 +307,25 @@ func (h *handler) symbolRules(c echo.Context) error {
 	if _, err := params(c.Request().URL.RawQuery); err != nil {
 		return err
 	}
-	res, sym, err := h.lookup(c)
+	res, err := h.snapshot(c)
 	if err != nil {
 		return err
 	}
-	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) {
+	p, err := h.prepared(res.Snapshot).derived(c.Request(), func() ([]byte, error) {
+		sym, err := lookupSymbol(res.Snapshot, c.Param("symbol"))
+		if err != nil {
+			return nil, err
+		}
 		r, err := rules.For(res.Snapshot.Market(), sym)
 		if err != nil {
 			return nil, fmt.Errorf("rules of %s: %w", sym.Name, err) // Binance sent filters we cannot read: a 500
 		}
 		return json.Marshal(r)
-	}, false)
+	})
+	if err != nil {
+		return err
+	}
+	return h.write(c.Response(), c.Request(), res, p)
 }
 
 // normalize is GET /v1/symbols/{market}/{symbol}/normalize?price=&quantity=&side=&type=.
@@ -320,5 +354,8 @@ func (h *handler) normalize(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.write(c, res, derivedETag(res.Snapshot, c.Request()), func() ([]byte, error) { return json.Marshal(n) }, false)
+	return h.write(c.Response(), c.Request(), res, payload{
+		etag: []string{derivedETag(res.Snapshot, c.Request())},
+		make: func() ([]byte, error) { return json.Marshal(n) },
+	})
 }
