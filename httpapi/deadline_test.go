@@ -34,8 +34,9 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 }
 
 // deadlineServer serves a spot cache through httpapi configured with rate
-// and grace, logging to log, on a listener with small send buffers.
-func deadlineServer(t *testing.T, rate int64, grace time.Duration, log *slog.Logger) *server {
+// and grace, logging to log, on a listener with small send buffers (then
+// given to wrap, if any).
+func deadlineServer(t *testing.T, rate int64, grace time.Duration, log *slog.Logger, wrap ...func(net.Listener) net.Listener) *server {
 	t.Helper()
 	w := newWorld(t, false)
 	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: w.cache(exchangeinfo.Spot), Logger: log, Now: w.clock.Now, MinClientRate: rate, WriteGrace: grace}))
@@ -44,6 +45,9 @@ func deadlineServer(t *testing.T, rate int64, grace time.Duration, log *slog.Log
 	}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = smallBuffers{srv.Listener}
+	for _, f := range wrap {
+		srv.Listener = f(srv.Listener)
+	}
 	srv.Start()
 	tr := &http.Transport{DisableCompression: true}
 	t.Cleanup(func() { tr.CloseIdleConnections(); srv.Close() })
@@ -62,11 +66,17 @@ func slowClients(t *testing.T, srv *server) float64 {
 // TestWriteDeadline_SlowClient: a client reading the 3.7 MB spot answer a
 // byte a second is cut off once the answer's time (the grace plus its size
 // at the least rate) is up, and counted; a client reading at full speed on
-// the same server gets the whole answer and is not counted.
+// the same server gets the whole answer and is not counted. So on a plain
+// listener, and on one from httpapi.Listener (cut off up to a second later).
 func TestWriteDeadline_SlowClient(t *testing.T) {
+	t.Run("net", func(t *testing.T) { testSlowClient(t, 0) })
+	t.Run("Listener", func(t *testing.T) { testSlowClient(t, time.Second, httpapi.Listener) })
+}
+
+func testSlowClient(t *testing.T, slack time.Duration, wrap ...func(net.Listener) net.Listener) {
 	const rate, grace = 2 << 20, time.Second
 	var logs testutil.LogBuffer
-	srv := deadlineServer(t, rate, grace, logs.Logger())
+	srv := deadlineServer(t, rate, grace, logs.Logger(), wrap...)
 	want := fixtures.Read(t, "binance/spot_exchangeinfo.json")
 	deadline := grace + time.Duration(float64(len(want))/rate*float64(time.Second)) // 2.8 s
 
@@ -104,7 +114,7 @@ func TestWriteDeadline_SlowClient(t *testing.T) {
 			cut = time.Since(sent)
 			break
 		}
-		if time.Since(sent) > deadline+5*time.Second {
+		if time.Since(sent) > deadline+slack+5*time.Second {
 			t.Fatalf("symcache_slow_clients_total still 0 %v after the request, want 1 after about %v", time.Since(sent), deadline)
 		}
 		time.Sleep(100 * time.Millisecond)

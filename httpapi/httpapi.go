@@ -78,9 +78,10 @@ type Config struct {
 	// rate (the 3.7 MB spot body: 10 s + 57 s at the defaults), or its
 	// connection is closed, symcache_slow_clients_total counts it and Logger
 	// warns. The
-	// deadline is set on the connection through http.ResponseController. If
-	// zero, 64 KiB/s; if negative, answers have no write deadline (for a
-	// server whose own WriteTimeout bounds them).
+	// deadline is set on the connection through http.ResponseController
+	// (on a connection from Listener, it may cut off up to a second
+	// later). If zero, 64 KiB/s; if negative, answers have no write
+	// deadline (for a server whose own WriteTimeout bounds them).
 	MinClientRate int64
 	// WriteGrace is the time every answer has, whatever its size, on top of
 	// its size at MinClientRate. If zero, 10s.

@@ -576,7 +576,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	// No WriteTimeout: httpapi gives each answer a write deadline that grows
 	// with its size (SYMCACHE_MIN_CLIENT_RATE), which one timeout for every
-	// answer cannot.
+	// answer cannot; its Listener makes those deadlines cheap on busy
+	// keep-alive connections.
+	ln = httpapi.Listener(ln)
 	var open openConns
 	srv := &http.Server{
 		Handler:           h,
