@@ -183,7 +183,7 @@ func (s *Snapshot) Gzip() []byte {
 		zw, _ := gzip.NewWriterLevel(&buf, GzipLevel)
 		zw.Write(s.body) // writes to a bytes.Buffer do not fail
 		zw.Close()
-		s.gzipBody = buf.Bytes()
+		s.gzipBody = bytes.Clone(buf.Bytes()) // not the room Grow guessed
 		s.gzipReady.Store(true)
 	})
 	return s.gzipBody
