@@ -18,8 +18,10 @@
 #   WARMUP=1s       one warm-up run per case and server (0 = none)
 #   CASES="spot-plain spot-gzip usdm-gzip symbol query-symbol spot-304 forward forward-1"
 #   SERVERS="symcache nginx varnish"  add gobaseline for the floor of a plain
-#                   Go net/http server serving the same bytes from memory
-#                   (shown in the table, never counted as a peer)
+#                   Go net/http server serving the same bytes from memory,
+#                   and gocontract for that floor sending the sidecar's
+#                   headers with its server timeouts (both shown in the
+#                   tables and judged against, never counted as peers)
 #   FWD_SERVERS="symcache nginx direct"  the forwarding cases' servers; add
 #                   goproxy for the floor of a Go forwarder (a bare
 #                   httputil.ReverseProxy to the same fake; never a peer)
@@ -120,7 +122,7 @@ BUILD_FROM=${BUILD_FROM:-$ROOT}
 	CGO_ENABLED=0 $GO build -trimpath -o "$TMP/replay" ./cmd/replay) || die "build failed in $BUILD_FROM"
 (cd "$ROOT" && $GO build -o "$TMP/loadhelper" ./bench/load) || die "build of bench/load failed"
 
-read -r P_REDIS P_REPLAY P_SYM P_NGINX P_VARNISH P_VADMIN P_GOBASE P_FAKE P_NGXFWD P_GOPROXY < <("$TMP/loadhelper" freeports 10 | paste -sd' ')
+read -r P_REDIS P_REPLAY P_SYM P_NGINX P_VARNISH P_VADMIN P_GOBASE P_FAKE P_NGXFWD P_GOPROXY P_GOCONTRACT < <("$TMP/loadhelper" freeports 11 | paste -sd' ')
 
 wait_http() { # url [seconds]
 	local i
@@ -275,6 +277,12 @@ if [[ " $SERVERS " == *" gobaseline "* ]]; then
 	PIDS+=($!)
 	wait_http "$GOB/v1/symbols/spot/BTCUSDT" || die "gobaseline did not start: $(tail -3 "$TMP/gobaseline.log")"
 fi
+GOC=http://127.0.0.1:$P_GOCONTRACT
+if [[ " $SERVERS " == *" gocontract "* ]]; then
+	"${PIN_SERVER[@]}" "$TMP/loadhelper" gobaseline -contract -addr "127.0.0.1:$P_GOCONTRACT" -dir "$WWW" 2>"$TMP/gocontract.log" &
+	PIDS+=($!)
+	wait_http "$GOC/v1/symbols/spot/BTCUSDT" || die "gocontract did not start: $(tail -3 "$TMP/gocontract.log")"
+fi
 GOPROXY=http://127.0.0.1:$P_GOPROXY
 if [[ " $FWD_SERVERS " == *" goproxy "* ]]; then
 	"${PIN_SERVER[@]}" "$TMP/loadhelper" goproxy -addr "127.0.0.1:$P_GOPROXY" -upstream "$FAKE" 2>"$TMP/goproxy.log" &
@@ -304,7 +312,7 @@ base_url() { # SERVER [CASE]
 		case "$1" in symcache) echo "$SYM" ;; nginx) echo "$NGXFWD" ;; direct) echo "$FAKE" ;; goproxy) echo "$GOPROXY" ;; *) die "unknown server $1 for $2" ;; esac
 		return
 	fi
-	case "$1" in symcache) echo "$SYM" ;; nginx) echo "$NGX" ;; varnish) echo "$VAR" ;; gobaseline) echo "$GOB" ;; *) die "unknown server $1" ;; esac
+	case "$1" in symcache) echo "$SYM" ;; nginx) echo "$NGX" ;; varnish) echo "$VAR" ;; gobaseline) echo "$GOB" ;; gocontract) echo "$GOC" ;; *) die "unknown server $1" ;; esac
 }
 
 declare -A ETAG
@@ -474,7 +482,7 @@ printf 'raw_bytes\t%s\nrss_after_warmup\t%s\nrss_after_load\t%s\nhwm_peak_rss\t%
 mkdir -p "$RESULTS_DIR"
 OUT=$RESULTS_DIR/$(date -u +%Y-%m-%d-%H%M).md
 "$TMP/loadhelper" report -runs "$TMP/runs.tsv" -meta "$TMP/meta.txt" -preflight "$TMP/preflight.tsv" \
-	-memory "$TMP/memory.tsv" -servers "$(tr ' ' , <<<"$SERVERS"),direct,goproxy" -peers nginx,varnish -out "$OUT"
+	-memory "$TMP/memory.tsv" -servers "$(tr ' ' , <<<"$SERVERS"),direct,goproxy" -peers nginx,varnish -floors gobaseline,gocontract -out "$OUT"
 if [ -s "$TMP/rates.tsv" ]; then
 	"$TMP/loadhelper" ratereport -runs "$TMP/rates.tsv" -peers nginx,varnish -out "$OUT"
 fi

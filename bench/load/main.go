@@ -5,6 +5,7 @@
 //	load freeports N                 print N free loopback TCP ports
 //	load report [flags]              turn the wrk results into the markdown report
 //	load gobaseline -addr A -dir D   serve D's files from memory with plain net/http
+//	                [-contract]      ... with the sidecar's headers and timeouts
 //	load fakebinance -addr A -dir D  a fake Binance for the forwarding cases
 //	load goproxy -addr A -upstream U a bare httputil.ReverseProxy to U
 //	load rate -url U -rate R         latency at a steady rate (rate.go)
@@ -13,7 +14,13 @@
 // gobaseline is the floor of a Go server on this machine: net/http, no
 // router, no cache lookups, the bytes from memory, ETag/304 and the .gz
 // sibling for clients that accept gzip. It is informational: the report
-// shows it but never counts it as a peer.
+// shows it but never counts it as a peer. With -contract (the harness's
+// gocontract) it also sends the headers the sidecar's answers carry
+// (X-Cache, Age, Cache-Control, Last-Modified, and on spot answers the
+// used weight, which the sidecar sends only in the minute after an
+// upstream request) and has the sidecar's server timeouts: the floor of a Go server keeping symcache's contract, so that
+// the difference between the two floors is the contract's cost and the
+// rest is symcache's own work.
 //
 // fakebinance is the upstream of the forwarding cases: the recorded
 // exchangeInfo answers of -dir, plain or gzipped like cmd/replay's (so the
@@ -163,6 +170,7 @@ func report(args []string, out io.Writer) error {
 	fwdPeer := fs.String("forward-peer", "nginx", "the proxy symcache's forwarding is compared with")
 	direct := fs.String("direct", "direct", "the server name of the fake Binance asked directly")
 	floor := fs.String("forward-floor", "goproxy", "the bare Go forwarder, shown when it ran")
+	floors := fs.String("floors", "", "the Go servers symcache is judged against besides its peers (gobaseline,gocontract), when they ran")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -264,6 +272,9 @@ func report(args []string, out io.Writer) error {
 			v.rpsR, mark(v.rpsOK), bestOf, mark(bestOf >= 1.0), v.p99R, v.bestP99Peer, mark(v.p99OK))
 	}
 	b.WriteString("\n\"best rounds\" compares symcache's best round with the best round of either peer: interference from other work on the machine only ever slows a run down.\n")
+	if fl := floorReport(cases, runs, stats, isForward, order[0], strings.Split(*floors, ",")); fl != "" {
+		b.WriteString(fl)
+	}
 	if fwd := forwardReport(cases, runs, stats, isForward, order[0], *fwdPeer, *direct, *floor); fwd != "" {
 		b.WriteString(fwd)
 	}
@@ -371,6 +382,69 @@ func readRuns(path string) (map[[2]string][]run, []string, error) {
 		runs[k] = append(runs[k], r)
 	}
 	return runs, cases, nil
+}
+
+// floorTarget is the least throughput symcache must reach against a Go
+// floor (the first of -floors).
+const floorTarget = 0.95
+
+// floorReport judges under against the Go servers of floors, those that
+// ran: per case, the median over rounds of the round's ratio of req/s
+// (the servers run interleaved, so a round's ratio is the least disturbed
+// by other work on the machine), and the ratio of best rounds. The first
+// floor carries the target.
+func floorReport(cases []string, runs map[[2]string][]run, stats map[[2]string]*stat, isForward func(string) bool, under string, floors []string) string {
+	var ran []string
+	for _, f := range floors {
+		for _, c := range cases {
+			if st := stats[[2]string{c, f}]; st != nil && st.present && !slices.Contains(ran, f) {
+				ran = append(ran, f)
+			}
+		}
+	}
+	if len(ran) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Against Go's floor (target: ≥ %.2f× %s)\n\n", floorTarget, floors[0])
+	b.WriteString("Ratios of req/s: the median over rounds of each round's ratio, and the ratio of the best rounds.\n\n")
+	b.WriteString("| case | " + under + " req/s |")
+	for _, f := range ran {
+		fmt.Fprintf(&b, " %s req/s | ÷ %s (rounds) | (best rounds) |", f, f)
+	}
+	b.WriteString("\n|---|--:|" + strings.Repeat("--:|---|---|", len(ran)) + "\n")
+	for _, c := range cases {
+		u := stats[[2]string{c, under}]
+		if isForward(c) || u == nil || !u.present {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s |", c, fmtRPS(u.rps))
+		for _, f := range ran {
+			st := stats[[2]string{c, f}]
+			if st == nil || !st.present {
+				b.WriteString(" – | – | – |")
+				continue
+			}
+			var ratios []float64
+			for _, ur := range runs[[2]string{c, under}] {
+				for _, fr := range runs[[2]string{c, f}] {
+					if fr.Round == ur.Round && fr.RPS > 0 {
+						ratios = append(ratios, ur.RPS/fr.RPS)
+					}
+				}
+			}
+			r, best := median(ratios), u.rpsMax/st.rpsMax
+			judged := func(x float64) string {
+				if f != floors[0] {
+					return fmt.Sprintf("%.2f×", x)
+				}
+				return fmt.Sprintf("%.2f× %s", x, mark(x >= floorTarget))
+			}
+			fmt.Fprintf(&b, " %s | %s | %s |", fmtRPS(st.rps), judged(r), judged(best))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // forwardReport is the section of the forwarding cases: the sidecar
@@ -530,6 +604,7 @@ func goBaseline(args []string) error {
 	fs := flag.NewFlagSet("gobaseline", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	dir := fs.String("dir", "", "folder of files; a .gz sibling is the gzip variant")
+	contract := fs.Bool("contract", false, "send the sidecar's headers and use its server timeouts (gocontract)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -537,6 +612,21 @@ func goBaseline(args []string) error {
 		body, gz []byte
 		etag     string
 	}
+	// The headers the sidecar sends besides gobaseline's, made as a careful
+	// Go handler would: values made once where they can be, canonical keys,
+	// no table of Age values.
+	started := time.Now()
+	lastModified := []string{started.UTC().Format(http.TimeFormat)}
+	hitL1 := []string{"HIT-L1"}
+	// The sidecar's spot upstream in the harness (fakebinance) reports its
+	// used weight, which the sidecar repeats on spot answers in the minute
+	// after an upstream request (the forwarding cases make them): always
+	// here, so gocontract does at least the sidecar's header work.
+	weight := []string{"2"}
+	isSpot := func(path string) bool {
+		return strings.HasPrefix(path, "/api/v3/") || strings.HasPrefix(path, "/v1/symbols/spot/") || strings.HasPrefix(path, "/q/spot-")
+	}
+	const ttl = 2 * time.Hour
 	files := map[string]*entry{}
 	err := filepath.WalkDir(*dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasSuffix(p, ".gz") {
@@ -570,6 +660,16 @@ func goBaseline(args []string) error {
 		if e.gz != nil {
 			hdr.Set("Vary", "Accept-Encoding")
 		}
+		if *contract {
+			age := time.Since(started)
+			hdr["X-Cache"] = hitL1
+			hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+			hdr["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(int64((ttl-age)/time.Second), 10)}
+			hdr["Last-Modified"] = lastModified
+			if isSpot(r.URL.Path) {
+				hdr["X-Mbx-Used-Weight"], hdr["X-Mbx-Used-Weight-1m"] = weight, weight
+			}
+		}
 		if r.Header.Get("If-None-Match") == e.etag {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -582,7 +682,14 @@ func goBaseline(args []string) error {
 		hdr.Set("Content-Length", strconv.Itoa(len(b)))
 		w.Write(b)
 	})
-	return http.ListenAndServe(*addr, h)
+	if !*contract {
+		return http.ListenAndServe(*addr, h)
+	}
+	// The sidecar's timeouts; its per-answer write deadline is a
+	// WriteTimeout here, as a plain Go server would bound its writes.
+	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, WriteTimeout: 70 * time.Second, MaxHeaderBytes: 64 << 10}
+	return srv.ListenAndServe()
 }
 
 // fakeBinance serves the forwarding cases' small answers and the recorded
