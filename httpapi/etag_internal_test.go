@@ -118,3 +118,39 @@ func TestDerivedAnswers_bounds(t *testing.T) {
 		t.Errorf("%d bytes kept, want at most %d and close to it", p.answers.bytes, maxDerivedBytes)
 	}
 }
+
+// piecesWriter records the size of each Write.
+type piecesWriter struct {
+	sizes []int
+	got   []byte
+}
+
+func (w *piecesWriter) Write(b []byte) (int, error) {
+	w.sizes = append(w.sizes, len(b))
+	w.got = append(w.got, b...)
+	return len(b), nil
+}
+
+// TestWriteYielding: a large answer goes in pieces of writeChunk, in order,
+// all of it; a small one in one write.
+func TestWriteYielding(t *testing.T) {
+	body := fixtures.Read(t, "binance/spot_exchangeinfo.json")
+	for _, b := range [][]byte{body, body[:writeChunk], body[:writeChunk+1], body[:100], nil} {
+		w := &piecesWriter{}
+		if err := writeYielding(w, b); err != nil {
+			t.Fatal(err)
+		}
+		if string(w.got) != string(b) {
+			t.Fatalf("%d bytes written as %d other bytes", len(b), len(w.got))
+		}
+		want := max(1, (len(b)+writeChunk-1)/writeChunk)
+		if len(w.sizes) != want {
+			t.Errorf("%d bytes in %d writes %v, want %d", len(b), len(w.sizes), w.sizes, want)
+		}
+		for i, n := range w.sizes[:len(w.sizes)-1] {
+			if n != writeChunk {
+				t.Errorf("%d bytes: write %d of %d bytes, want %d", len(b), i, n, writeChunk)
+			}
+		}
+	}
+}

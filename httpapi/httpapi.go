@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -356,6 +358,25 @@ func (h *handler) write(w http.ResponseWriter, r *http.Request, res symcache.Res
 	hdr["Content-Type"] = jsonValues
 	h.deadline.extend(w, len(b)) // the one answer that can be large: its time grows with it
 	w.WriteHeader(http.StatusOK)
+	return writeYielding(w, b)
+}
+
+// writeChunk is the piece a large answer is written in.
+const writeChunk = 256 << 10
+
+// writeYielding writes b in pieces of writeChunk, letting other goroutines
+// run between them. A goroutine writing a 3.7 MB answer otherwise keeps its
+// processor for as long as the socket takes the bytes, and answers on other
+// connections wait: under load, the slowest 1 % of large answers took 4–6×
+// longer than with the pieces (bench/README.md, "Large answers").
+func writeYielding(w io.Writer, b []byte) error {
+	for len(b) > writeChunk {
+		if _, err := w.Write(b[:writeChunk]); err != nil {
+			return err
+		}
+		b = b[writeChunk:]
+		runtime.Gosched()
+	}
 	_, err := w.Write(b)
 	return err
 }
