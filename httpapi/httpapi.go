@@ -258,28 +258,26 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		raw := r.URL.RawQuery
-		// A query answered before needs no parsing, unless its answer is
-		// made again (for another snapshot).
-		if raw == "" || !h.derivedBefore(m, r) {
+		full := raw == ""
+		// A query answered before is valid and selects symbols: it needs no
+		// parsing, unless its answer is made again (for another snapshot).
+		if !full && !h.derivedBefore(m, r) {
 			q, err := exchangeinfo.ParseQuery(m, raw)
 			if err != nil {
 				return err
 			}
-			if q.Full() {
-				res, err := h.cache.Get(r.Context(), m)
-				if err != nil {
-					return err
-				}
-				prep := h.prepared(res.Snapshot)
-				return h.write(c.Response(), r, res, payload{etag: prep.etag, body: res.Snapshot.Body(), length: prep.plainLen, full: true})
-			}
+			full = q.Full()
 		}
 		res, err := h.cache.Get(r.Context(), m)
 		if err != nil {
 			return err
 		}
 		s := res.Snapshot
-		p, err := h.prepared(s).derived(r, func() ([]byte, error) {
+		prep := h.prepared(s)
+		if full {
+			return h.write(c.Response(), r, res, payload{etag: prep.etag, body: s.Body(), length: prep.plainLen, full: true})
+		}
+		p, err := prep.derived(r, func() ([]byte, error) {
 			q, err := exchangeinfo.ParseQuery(m, raw)
 			if err != nil {
 				return nil, err

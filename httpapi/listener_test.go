@@ -99,7 +99,11 @@ func TestListener_arms(t *testing.T) {
 // cleared before that write.
 func TestListener_slowClientAndIdle(t *testing.T) {
 	w := newWorld(t, false)
-	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: w.cache(exchangeinfo.Spot), Logger: discard(), Now: w.clock.Now, MinClientRate: 64 << 20, WriteGrace: 100 * time.Millisecond}))
+	c := w.cache(exchangeinfo.Spot)
+	if _, err := c.Get(t.Context(), exchangeinfo.Spot); err != nil { // loaded: the first answer has only its grace
+		t.Fatal(err)
+	}
+	h, err := httpapi.New(w.withTiers(httpapi.Config{Cache: c, Logger: discard(), Now: w.clock.Now, MinClientRate: 64 << 20, WriteGrace: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
 	"github.com/symcache/symcache/internal/fixtures"
+	"github.com/symcache/symcache/internal/testutil"
 )
 
 // TestServer_SameAsEcho asks the routes Server answers without echo's
@@ -26,6 +27,7 @@ import (
 // (each request is asked three times).
 func TestServer_SameAsEcho(t *testing.T) {
 	w := newWorld(t, false)
+	w.clock = testutil.NewClock(time.Now()) // Age and max-age the same for both paths
 	c := w.cache()
 	newServer := func() (*httpapi.Server, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
