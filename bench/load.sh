@@ -29,7 +29,8 @@
 #                   after the wrk runs; empty skips it
 #   RATE_CASES="symbol query-symbol spot-gzip"  RATE_DURATION=5s  RATE_REPEATS=1
 #   UNIX=1          the steady-rate phase also asks a second sidecar on a Unix socket
-#                   (symcache-unix) and nginx on one (nginx-unix); 0 skips them
+#                   (symcache-unix), nginx on one (nginx-unix) and, when it runs,
+#                   gobaseline on one (gobaseline-unix); 0 skips them
 #   BUILD_FROM=dir  build the sidecar and replay from another checkout
 #                   (e.g. a `git archive HEAD` copy while the tree is mid-edit)
 #   RESULTS_DIR=bench/results                 KEEP_TMP=1 keeps the temp dir
@@ -273,7 +274,7 @@ wait_http "$VAR/v1/symbols/spot/BTCUSDT" 30 || die "varnishd did not start: $(ta
 log "nginx on $NGX, varnish on $VAR"
 GOB=http://127.0.0.1:$P_GOBASE
 if [[ " $SERVERS " == *" gobaseline "* ]]; then
-	"${PIN_SERVER[@]}" "$TMP/loadhelper" gobaseline -addr "127.0.0.1:$P_GOBASE" -dir "$WWW" 2>"$TMP/gobaseline.log" &
+	"${PIN_SERVER[@]}" "$TMP/loadhelper" gobaseline -addr "127.0.0.1:$P_GOBASE" -unix "$TMP/gobaseline.sock" -dir "$WWW" 2>"$TMP/gobaseline.log" &
 	PIDS+=($!)
 	wait_http "$GOB/v1/symbols/spot/BTCUSDT" || die "gobaseline did not start: $(tail -3 "$TMP/gobaseline.log")"
 fi
@@ -436,6 +437,7 @@ rate_run() { # CASE SERVER RATE -> rate's JSON line
 	case "$2" in
 	symcache-unix) args=(-unix "$SYM_SOCK" -url "http://symcache$(case_path "$1" symcache)") ;;
 	nginx-unix) args=(-unix "$TMP/nginx.sock" -url "http://nginx$(case_path "$1" nginx)") ;;
+	gobaseline-unix) args=(-unix "$TMP/gobaseline.sock" -url "http://gobaseline$(case_path "$1" gobaseline)") ;;
 	*) args=(-url "$(base_url "$2" "$1")$(case_path "$1" "$2")") ;;
 	esac
 	while IFS= read -r h; do [ -n "$h" ] && args+=(-H "$h"); done < <(headers_for "$1" "${2%-unix}")
@@ -447,6 +449,7 @@ rate_run() { # CASE SERVER RATE -> rate's JSON line
 if [ -n "$RATES" ]; then
 	RATE_SERVERS=$SERVERS
 	[ "$UNIX" = 1 ] && RATE_SERVERS="$RATE_SERVERS symcache-unix nginx-unix"
+	[ "$UNIX" = 1 ] && [[ " $SERVERS " == *" gobaseline "* ]] && RATE_SERVERS="$RATE_SERVERS gobaseline-unix"
 	for ((r = 1; r <= RATE_REPEATS; r++)); do
 		for rate in $RATES; do
 			for c in $RATE_CASES; do

@@ -6,6 +6,7 @@
 //	load report [flags]              turn the wrk results into the markdown report
 //	load gobaseline -addr A -dir D   serve D's files from memory with plain net/http
 //	                [-contract]      ... with the sidecar's headers and timeouts
+//	                [-unix P]        ... also on the Unix socket P
 //	load fakebinance -addr A -dir D  a fake Binance for the forwarding cases
 //	load goproxy -addr A -upstream U a bare httputil.ReverseProxy to U
 //	load rate -url U -rate R         latency at a steady rate (rate.go)
@@ -605,6 +606,7 @@ func goBaseline(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	dir := fs.String("dir", "", "folder of files; a .gz sibling is the gzip variant")
 	contract := fs.Bool("contract", false, "send the sidecar's headers and use its server timeouts (gocontract)")
+	unixPath := fs.String("unix", "", "also serve on a Unix socket at this path (removed first if it exists)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -682,13 +684,21 @@ func goBaseline(args []string) error {
 		hdr.Set("Content-Length", strconv.Itoa(len(b)))
 		w.Write(b)
 	})
-	if !*contract {
-		return http.ListenAndServe(*addr, h)
+	srv := &http.Server{Addr: *addr, Handler: h}
+	if *contract {
+		// The sidecar's timeouts; its per-answer write deadline is a
+		// WriteTimeout here, as a plain Go server would bound its writes.
+		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout = 5*time.Second, 10*time.Second, 2*time.Minute
+		srv.WriteTimeout, srv.MaxHeaderBytes = 70*time.Second, 64<<10
 	}
-	// The sidecar's timeouts; its per-answer write deadline is a
-	// WriteTimeout here, as a plain Go server would bound its writes.
-	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute, WriteTimeout: 70 * time.Second, MaxHeaderBytes: 64 << 10}
+	if *unixPath != "" {
+		os.Remove(*unixPath)
+		ln, err := net.Listen("unix", *unixPath)
+		if err != nil {
+			return err
+		}
+		go srv.Serve(ln)
+	}
 	return srv.ListenAndServe()
 }
 
