@@ -154,17 +154,20 @@ func newPreparedHeaders() preparedHeaders {
 	return p
 }
 
-// derivedBefore reports whether the market's latest prepared snapshot keeps
-// a derived answer for r: r's query was valid, and asked for less than the
-// whole body.
-func (h *handler) derivedBefore(m exchangeinfo.Market, r *http.Request) bool {
+// keptAnswer returns the market's latest prepared snapshot and the derived
+// answer it keeps for r, or nil: r's query was valid, and asked for less
+// than the whole body.
+func (h *handler) keptAnswer(m exchangeinfo.Market, r *http.Request) (*snapshotHeaders, *payload) {
 	slot := h.headers.byMarket[m]
 	if slot == nil {
-		return false
+		return nil, nil
+	}
+	cur := slot.Load()
+	if cur == nil {
+		return nil, nil
 	}
 	var buf [256]byte
-	cur := slot.Load()
-	return cur != nil && cur.answer(appendURI(buf[:0], r.URL)) != nil
+	return cur, cur.answer(appendURI(buf[:0], r.URL))
 }
 
 func (h *handler) prepared(s *exchangeinfo.Snapshot) *snapshotHeaders {

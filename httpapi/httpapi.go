@@ -260,13 +260,18 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 		raw := r.URL.RawQuery
 		full := raw == ""
 		// A query answered before is valid and selects symbols: it needs no
-		// parsing, unless its answer is made again (for another snapshot).
-		if !full && !h.derivedBefore(m, r) {
-			q, err := exchangeinfo.ParseQuery(m, raw)
-			if err != nil {
-				return err
+		// parsing, and its answer is the one kept, unless the snapshot
+		// served has changed since.
+		var keptIn *snapshotHeaders
+		var kept *payload
+		if !full {
+			if keptIn, kept = h.keptAnswer(m, r); kept == nil {
+				q, err := exchangeinfo.ParseQuery(m, raw)
+				if err != nil {
+					return err
+				}
+				full = q.Full()
 			}
-			full = q.Full()
 		}
 		res, err := h.cache.Get(r.Context(), m)
 		if err != nil {
@@ -274,8 +279,11 @@ func (h *handler) exchangeInfo(m exchangeinfo.Market) echo.HandlerFunc {
 		}
 		s := res.Snapshot
 		prep := h.prepared(s)
-		if full {
+		switch {
+		case full:
 			return h.write(c.Response(), r, res, payload{etag: prep.etag, body: s.Body(), length: prep.plainLen, full: true})
+		case kept != nil && keptIn == prep:
+			return h.write(c.Response(), r, res, *kept)
 		}
 		p, err := prep.derived(r, func() ([]byte, error) {
 			q, err := exchangeinfo.ParseQuery(m, raw)
