@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/symcache/symcache/exchangeinfo"
 	"github.com/symcache/symcache/fetch"
+	"github.com/symcache/symcache/l2"
 )
 
 // banPoll is how often the bans shared through the Coordinator are read
@@ -26,10 +28,20 @@ const banQueue = 64
 func (c *Cache) shareBans(ctx context.Context, gate *fetch.Gate) {
 	log := c.sh.log.With("tier", "l2")
 	changes := make(chan fetch.Change, banQueue)
+	var lf lifts
 	gate.OnChange(func(ch fetch.Change) {
+		if ch.Lifted() {
+			lf.begin(ch.Host)
+			// A ban read from Redis before the lift may have been applied
+			// between Unblock's lift and this call: lift again.
+			gate.Apply(ch)
+		}
 		select {
 		case changes <- ch:
 		default:
+			if ch.Lifted() {
+				lf.end(ch.Host)
+			}
 			log.Warn("too many bans waiting to be shared; this one stays in this process", "host", ch.Host, "status", ch.Code, "until", ch.Until)
 		}
 	})
@@ -41,6 +53,9 @@ func (c *Cache) shareBans(ctx context.Context, gate *fetch.Gate) {
 				return
 			case ch := <-changes:
 				c.publishBan(ctx, log, ch)
+				if ch.Lifted() {
+					lf.end(ch.Host)
+				}
 			}
 		}
 	})
@@ -56,13 +71,60 @@ func (c *Cache) shareBans(ctx context.Context, gate *fetch.Gate) {
 				}
 				continue
 			}
-			gate.Apply(fetch.Change{Host: b.Host, Code: b.Code, Until: now.Add(b.Left)})
+			if !lf.apply(gate, b, now) {
+				log.Debug("a ban read before this process lifted it is not applied", "host", b.Host, "status", b.Code)
+				continue
+			}
 			if !was {
 				log.Warn("binance host blocked by another process: nothing is sent to it until the time has passed",
 					"host", b.Host, "status", b.Code, "retry_after", b.Left.Round(time.Millisecond).String())
 			}
 		}
 	})
+}
+
+// lifts keeps this process's lifts of a host's ban (an operator's
+// ClearBackoff) until Redis has them, so that a ban read from Redis before
+// then does not block the host again: it is the ban just lifted.
+type lifts struct {
+	mu      sync.Mutex
+	pending map[string]int       // lifts not yet recorded in Redis, by host
+	done    map[string]time.Time // when the last lift was recorded (or given up)
+}
+
+func (l *lifts) begin(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending == nil {
+		l.pending = make(map[string]int)
+	}
+	l.pending[host]++
+}
+
+func (l *lifts) end(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending[host]--; l.pending[host] <= 0 {
+		delete(l.pending, host)
+	}
+	if l.done == nil {
+		l.done = make(map[string]time.Time)
+	}
+	l.done[host] = time.Now()
+}
+
+// apply takes b, another process's ban, into gate and reports whether it
+// did: not while a lift of its host is on its way to Redis, nor when it was
+// read before the last lift reached Redis. A Ban whose Seen is zero (a
+// Coordinator that does not say) is taken unless a lift is on its way.
+func (l *lifts) apply(gate *fetch.Gate, b l2.Ban, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending[b.Host] > 0 || (!b.Seen.IsZero() && b.Seen.Before(l.done[b.Host])) {
+		return false
+	}
+	gate.Apply(fetch.Change{Host: b.Host, Code: b.Code, Until: now.Add(b.Left)})
+	return true
 }
 
 // publishBan records ch in Redis for the other processes.

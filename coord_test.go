@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -362,6 +363,110 @@ func TestDeployment_BanStopsEveryProcess(t *testing.T) {
 	if _, err := a.Refresh(ctx, exchangeinfo.Spot); err != nil {
 		t.Errorf("A's Refresh after the lift = %v, want nil", err)
 	}
+}
+
+// A ban read from Redis before this process's lift of it reached Redis is
+// the ban just lifted: it does not block the host again. One read after
+// does, and a Coordinator that says nothing of its reads is still heard.
+func TestDeployment_LiftNotUndoneByAnEarlierRead(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, withRedis(relaxed))
+	co := &bansByHand{Store: l2.New(w.l2), feed: make(chan l2.Ban), hold: make(chan struct{})}
+	gate := fetch.NewGate()
+	c := w.process(symcache.Config{L2: co.Store, Coordinator: co, Gate: gate}, markets(exchangeinfo.Spot))
+	host := fetch.GateHost(mustParse(t, w.upstream.URL))
+	blocked := func() time.Time {
+		until, _, _ := gate.Blocked(host, time.Now())
+		return until
+	}
+	// deliver hands b to the Cache and waits until it was dealt with: the
+	// bans are taken one at a time, so a marker's block after it says so.
+	markers := 0
+	deliver := func(b l2.Ban) {
+		t.Helper()
+		co.feed <- b
+		markers++
+		marker := fmt.Sprintf("marker-%d.test", markers)
+		co.feed <- l2.Ban{Host: marker, Code: http.StatusTooManyRequests, Left: time.Hour, Seen: time.Now()}
+		testutil.WaitFor(t, 5*time.Second, "the marker's block", func() bool {
+			_, _, ok := gate.Blocked(marker, time.Now())
+			return ok
+		})
+	}
+
+	early := time.Now()
+	deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: time.Hour, Seen: early})
+	if blocked().IsZero() {
+		t.Fatal("a shared ban did not block the host")
+	}
+	if cleared, err := c.ClearBackoff(ctx, exchangeinfo.Spot); !cleared || err != nil {
+		t.Fatalf("ClearBackoff = %v, %v; want true, nil", cleared, err)
+	}
+	if !blocked().IsZero() {
+		t.Fatal("the host is still blocked after ClearBackoff")
+	}
+	// The lift is on its way to Redis (Unban held): what a read found
+	// before it, or while it is on its way, is the ban being lifted.
+	deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: time.Hour, Seen: early})
+	mid := time.Now()
+	deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: time.Hour, Seen: mid})
+	deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: time.Hour}) // Seen unknown
+	if until := blocked(); !until.IsZero() {
+		t.Fatalf("a ban read before the lift reached Redis blocked the host again, until %v", until)
+	}
+	close(co.hold)
+	// Once it is there, a ban read after it is a new one.
+	testutil.WaitFor(t, 5*time.Second, "a ban read after the lift to block the host", func() bool {
+		deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: time.Hour, Seen: time.Now()})
+		return !blocked().IsZero()
+	})
+	first := blocked()
+	deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: 10 * time.Hour, Seen: mid})
+	if until := blocked(); !until.Equal(first) {
+		t.Errorf("a ban read before the lift reached Redis made the block end at %v, want %v (the later read's)", until, first)
+	}
+	deliver(l2.Ban{Host: host, Code: http.StatusTeapot, Left: 10 * time.Hour}) // Seen unknown: taken
+	if until := blocked(); !until.After(first) {
+		t.Errorf("a ban of a Coordinator that leaves Seen zero was not taken (block ends %v)", until)
+	}
+}
+
+// bansByHand is a process's Redis as Coordinator, with the bans it hears of
+// delivered by the test through feed, and each Unban waiting for hold to be
+// closed.
+type bansByHand struct {
+	*l2.Store
+	feed chan l2.Ban
+	hold chan struct{}
+}
+
+func (c *bansByHand) WatchBans(ctx context.Context, _ time.Duration) <-chan l2.Ban {
+	out := make(chan l2.Ban)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b := <-c.feed:
+				select {
+				case out <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func (c *bansByHand) Unban(ctx context.Context, host string) error {
+	select {
+	case <-c.hold:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return c.Store.Unban(ctx, host)
 }
 
 func mustParse(t *testing.T, raw string) *url.URL {

@@ -27,7 +27,9 @@ type Coordinator interface {
 	// ClearBackoff deletes the lock only if it stands for a backoff.
 	ClearBackoff(ctx context.Context, market string) (bool, error)
 	// Ban, Unban and WatchBans share Binance's bans of hosts (see
-	// Config.Gate).
+	// Config.Gate). WatchBans should set each Ban's Seen: without it, a ban
+	// read just before this process lifted it may block the host again
+	// until the lift's own announcement comes back.
 	Ban(ctx context.Context, host string, code int, d time.Duration) error
 	Unban(ctx context.Context, host string) error
 	WatchBans(ctx context.Context, poll time.Duration) <-chan l2.Ban

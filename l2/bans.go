@@ -29,6 +29,10 @@ type Ban struct {
 	Host string
 	Code int
 	Left time.Duration
+	// Seen is when the read that found the ban began (this process's
+	// clock): the ban was recorded before then. A process that lifted the
+	// host's ban after Seen knows the ban is one it lifted, not a new one.
+	Seen time.Time
 }
 
 // maxBans bounds the hosts BansKey may hold: a deployment talks to a few.
@@ -158,6 +162,7 @@ func checkBanHost(host string) error {
 // Bans returns the bans recorded in Redis, each with the time left by
 // Redis' clock (at most MaxHold). It takes at most Timeout.
 func (s *Store) Bans(ctx context.Context) ([]Ban, error) {
+	seen := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res, err := bansScript.Run(ctx, s.rdb, []string{s.prefix + BansKey}, maxBans, maxBanField, s.maxHold.Milliseconds()).Slice()
@@ -176,7 +181,7 @@ func (s *Store) Bans(ctx context.Context) ([]Ban, error) {
 		if host == "" || ms <= 0 {
 			continue
 		}
-		bans = append(bans, Ban{Host: host, Code: int(code), Left: time.Duration(ms) * time.Millisecond})
+		bans = append(bans, Ban{Host: host, Code: int(code), Left: time.Duration(ms) * time.Millisecond, Seen: seen})
 	}
 	return bans, nil
 }
@@ -251,7 +256,7 @@ func (s *Store) WatchBans(ctx context.Context, poll time.Duration) <-chan Ban {
 						return
 					}
 				case verb == "unban":
-					if !send(Ban{Host: host}) {
+					if !send(Ban{Host: host, Seen: time.Now()}) {
 						return
 					}
 				default:

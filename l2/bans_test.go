@@ -127,6 +127,7 @@ func TestStore_WatchBans(t *testing.T) {
 	if err := a.Ban(ctx, "api.binance.com", 418, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	before := time.Now()
 	w := b.WatchBans(ctx, time.Hour) // no poll in this test: announcements alone
 	next := func(what string) l2.Ban {
 		t.Helper()
@@ -140,6 +141,8 @@ func TestStore_WatchBans(t *testing.T) {
 	}
 	if got := next("the recorded ban"); got.Host != "api.binance.com" || got.Code != 418 || got.Left <= 0 {
 		t.Errorf("first ban = %+v, want api.binance.com's 418", got)
+	} else if got.Seen.Before(before) || got.Seen.After(time.Now()) {
+		t.Errorf("first ban seen at %v, want the time of the read, after %v", got.Seen, before)
 	}
 	if err := a.Ban(ctx, "fapi.binance.com", 429, time.Minute); err != nil {
 		t.Fatal(err)
