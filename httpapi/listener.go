@@ -74,13 +74,27 @@ func (c *lazyConn) arm(t time.Time) error {
 
 // Write writes b, first clearing a deadline in force that was not asked for.
 func (c *lazyConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	if c.want.IsZero() && !c.armed.IsZero() {
-		if err := c.arm(time.Time{}); err != nil {
-			c.mu.Unlock()
-			return 0, err
-		}
+	if err := c.clearUnasked(); err != nil {
+		return 0, err
 	}
-	c.mu.Unlock()
 	return c.Conn.Write(b)
+}
+
+// writeBuffers writes a then b, in one system call where the connection
+// can (writev), first clearing a deadline not asked for as Write does.
+func (c *lazyConn) writeBuffers(a, b []byte) (int64, error) {
+	if err := c.clearUnasked(); err != nil {
+		return 0, err
+	}
+	bufs := net.Buffers{a, b}
+	return bufs.WriteTo(c.Conn)
+}
+
+func (c *lazyConn) clearUnasked() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.want.IsZero() && !c.armed.IsZero() {
+		return c.arm(time.Time{})
+	}
+	return nil
 }

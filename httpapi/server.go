@@ -43,19 +43,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Echo.ServeHTTP(w, r) // escaped paths too: echo routes them on RawPath
 		return
 	}
-	if rt, ok := s.paths[r.URL.Path]; ok {
-		s.serve(w, r, rt, pathParams{})
+	if rt, pp, ok := s.route(r.URL.Path); ok {
+		s.serve(w, r, rt, pp)
 		return
 	}
-	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/symbols/"); ok {
+	s.Echo.ServeHTTP(w, r)
+}
+
+// route returns the route of an unescaped path that ServeHTTP answers
+// without echo's router, and its parameters.
+func (s *Server) route(path string) (route, pathParams, bool) {
+	if rt, ok := s.paths[path]; ok {
+		return rt, pathParams{}, true
+	}
+	if rest, ok := strings.CutPrefix(path, "/v1/symbols/"); ok {
 		// Echo's :market and :symbol: each one non-empty segment.
 		market, symbol, ok := strings.Cut(rest, "/")
 		if ok && market != "" && symbol != "" && strings.IndexByte(symbol, '/') < 0 {
-			s.serve(w, r, s.sym, pathParams{market, symbol})
-			return
+			return s.sym, pathParams{market, symbol}, true
 		}
 	}
-	s.Echo.ServeHTTP(w, r)
+	return route{}, pathParams{}, false
 }
 
 // serve runs rt's handler as echo would after routing r to it, with the

@@ -85,6 +85,7 @@ type config struct {
 	drainTimeout  time.Duration // how long a stop waits for answers in flight
 	forward       bool          // send what is not cached on to Binance (forward.Prefixes)
 	ui            bool          // the status page at /
+	fastLane      bool          // httpapi.FastLane answers the busiest requests
 	pprofAddr     string        // loopback host:port of Go's profiles; "" for none
 	metricsAddr   string        // host:port of /metrics and the probes alone; "" for none
 	fwdTimeout    time.Duration // forward.Config.Timeout
@@ -144,6 +145,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		metricsAt  = fs.String("metrics-addr", getenv("SYMCACHE_METRICS_ADDR"), "host:port serving /metrics, /healthz and /readyz alone, for Prometheus and probes that cannot reach a loopback or socket address; empty: none [SYMCACHE_METRICS_ADDR]")
 		pprofAddr  = fs.String("pprof-addr", getenv("SYMCACHE_PPROF_ADDR"), "loopback host:port to serve Go's profiles on (/debug/pprof/), for finding where time goes; empty: none [SYMCACHE_PPROF_ADDR]")
 		uiOn       = fs.String("ui", cmp.Or(getenv("SYMCACHE_UI"), "on"), "on or off: the status page at /; off answers / 404 [SYMCACHE_UI]")
+		fastLaneOn = fs.String("fast-lane", cmp.Or(getenv("SYMCACHE_FAST_LANE"), "on"), "on or off: answer plain GETs of exchangeInfo and /v1/symbols/ without net/http's per-request work (the same bytes, faster); off: net/http answers everything [SYMCACHE_FAST_LANE]")
 		drainLimit = fs.String("drain-timeout", cmp.Or(getenv("SYMCACHE_DRAIN_TIMEOUT"), "15s"), "on SIGTERM or SIGINT, how long answers in flight may go on; then their connections are closed [SYMCACHE_DRAIN_TIMEOUT]")
 	)
 	demoFlag := boolValue(getenv("SYMCACHE_DEMO"))
@@ -341,6 +343,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	case "off":
 	default:
 		return config{}, &settingError{name("ui", "SYMCACHE_UI"), fmt.Sprintf("%q is not on or off", *uiOn)}
+	}
+	switch *fastLaneOn {
+	case "on":
+		cfg.fastLane = true
+	case "off":
+	default:
+		return config{}, &settingError{name("fast-lane", "SYMCACHE_FAST_LANE"), fmt.Sprintf("%q is not on or off", *fastLaneOn)}
 	}
 	switch *forwardOn {
 	case "on":
@@ -599,14 +608,24 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		upstream = []any{"demo", true}
 	}
 	log.Info("listening", slices.Concat([]any{"addr", ln.Addr().String(), "markets", fmt.Sprint(cfg.markets)}, upstream, []any{"l2", l2desc, "version", version.String()})...)
+	// serve, shutdown and closeAll are the http.Server's, or the fast
+	// lane's in front of it.
+	serve, shutdown, closeAll := srv.Serve, srv.Shutdown, srv.Close
+	if cfg.fastLane {
+		lane, err := httpapi.NewFastLane(srv)
+		if err != nil {
+			return err
+		}
+		serve, shutdown, closeAll = lane.Serve, lane.Shutdown, lane.Close
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve(ln) }()
 	if cfg.pprofAddr != "" {
 		servePprof(cfg.pprofAddr, log)
 	}
 	if cfg.metricsAddr != "" {
 		if err := serveMetrics(ctx, cfg.metricsAddr, h, log); err != nil {
-			srv.Close()
+			closeAll()
 			return err
 		}
 	}
@@ -618,12 +637,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("shutting down: draining connections", "drain_timeout", cfg.drainTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err = shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Clients too slow to take their answers within the drain: cut them
 		// off, as the drain limit promises, and stop as planned.
 		n := open.n.Load()
-		srv.Close()
+		closeAll()
 		log.Warn("drain timeout reached: closed the connections still open", "connections", n, "drain_timeout", cfg.drainTimeout.String())
 		open.wait(5 * time.Second) // their handlers return before the cache closes
 	} else if err != nil {
