@@ -555,6 +555,12 @@ func (h *handler) counted(c echo.Context, next pathHandler, pp pathParams) {
 		code = 499 // the client went away before an answer (nginx's code)
 	}
 	h.counter(route, code).Inc()
+	if !c.Response().Committed && c.Request().Context().Err() != nil {
+		// net/http would answer a handler that wrote nothing with an empty
+		// 200, which a client that only closed its sending side would
+		// read as an answer: drop the connection instead.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // errAborted is recovered's error for a panic with http.ErrAbortHandler:

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symcache/symcache/fetch/fetchtest"
 	"github.com/symcache/symcache/httpapi"
+	"github.com/symcache/symcache/internal/fixtures"
 	"github.com/symcache/symcache/internal/testutil"
 )
 
@@ -323,4 +325,51 @@ func FuzzFastLane(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		tw.same(t, raw)
 	})
+}
+
+// A client that sends its request and closes its sending side, while the
+// answer needs Binance, gets no answer rather than an empty 200 (net/http
+// cancels the request when it reads the end); the fast lane, which does
+// not watch the connection, answers it. Redis does not matter here.
+func TestHalfClosedClient_NoEmpty200(t *testing.T) {
+	w := newWorld(t, false)
+	w.upstream.Set(spotPath, fetchtest.Response{Body: fixtures.Read(t, "binance/spot_exchangeinfo.json"), Delay: 300 * time.Millisecond})
+	s, err := httpapi.New(w.withTiers(httpapi.Config{Cache: w.cache(), Logger: discard(), Now: w.clock.Now}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lane := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: s, ErrorLog: discardLog()}
+		if lane {
+			fl, err := httpapi.NewFastLane(srv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go fl.Serve(ln)
+			defer fl.Close()
+		} else {
+			go srv.Serve(ln)
+			defer srv.Close()
+		}
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET "+spotPath+"?symbol=BTCUSDT HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.(*net.TCPConn).CloseWrite()
+		out, _ := io.ReadAll(c)
+		switch {
+		case !lane && len(out) != 0:
+			t.Errorf("net/http, half-closed client: sent %.120q, want nothing", out)
+		case lane && !bytes.HasPrefix(out, []byte("HTTP/1.1 200 OK\r\n")) || bytes.Contains(out, []byte("Content-Length: 0\r\n")):
+			t.Errorf("fast lane, half-closed client: sent %.120q, want the answer", out)
+		}
+		w.clock.Advance(time.Hour) // the next client needs Binance again
+	}
 }
