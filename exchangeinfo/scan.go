@@ -77,6 +77,22 @@ type parser struct {
 		perms, sets []byte
 		list        []string
 	}
+	memo [memoMembers]memberMemo // see skipMember
+}
+
+// memoMembers and memoElems bound skipMember's memory: the first members
+// of a symbol object, and the first elements of an array member.
+const (
+	memoMembers = 24
+	memoElems   = 16
+)
+
+// memberMemo is what skipMember saw last as one member of a symbol object:
+// the whole value and each container element of an array, as slices of
+// the body already validated.
+type memberMemo struct {
+	whole []byte
+	elems [memoElems][]byte
 }
 
 func (p *parser) eof() error { return invalid("body cut short after %d bytes", len(p.b)) }
@@ -598,7 +614,7 @@ func (p *parser) symbol(i int) (Symbol, int, error) {
 	if i < len(b) && b[i] == '}' {
 		i++
 	} else {
-		for {
+		for member := 0; ; member++ {
 			if i >= len(b) || b[i] != '"' {
 				return Symbol{}, 0, p.bad(i, "looking for beginning of object key string")
 			}
@@ -617,7 +633,7 @@ func (p *parser) symbol(i int) (Symbol, int, error) {
 			v := i
 			switch b[i] {
 			case '{', '[':
-				i, err = p.skip(i, 1)
+				i, err = p.skipMember(i, member)
 			default:
 				var ok bool
 				if i, ok, err = p.scalar(i); err == nil && !ok {
@@ -657,6 +673,76 @@ func (p *parser) symbol(i int) (Symbol, int, error) {
 	sym.QuoteAsset, _ = p.text(f[fQuoteAsset], true)
 	sym.Perms = p.permissions(f[fPermissions], f[fPermissionSets])
 	return sym, i, nil
+}
+
+// skipMember is skip for the container value at b[i] of a symbol object's
+// member-th member. Symbols repeat much of each other (the same order
+// types, many of the same filters), and the bytes of a JSON container are
+// valid wherever they stand: a value, or an element of an array value,
+// that starts with the bytes this member had last time is those bytes,
+// already validated, and is passed over with one comparison.
+func (p *parser) skipMember(i, member int) (int, error) {
+	if member >= memoMembers {
+		return p.skip(i, 1)
+	}
+	m := &p.memo[member]
+	b := p.b
+	if len(m.whole) > 0 && bytes.HasPrefix(b[i:], m.whole) {
+		return i + len(m.whole), nil
+	}
+	var end int
+	var err error
+	if b[i] == '[' {
+		end, err = p.skipArray(i, m)
+	} else {
+		end, err = p.skip(i, 1)
+	}
+	if err != nil {
+		return 0, err
+	}
+	m.whole = b[i:end]
+	return end, nil
+}
+
+// skipArray is skip for the array at b[i] == '[' that is a symbol's
+// member, with m's elements compared first (see skipMember). Its errors are
+// skip's.
+func (p *parser) skipArray(i int, m *memberMemo) (int, error) {
+	b := p.b
+	if i = p.ws(i + 1); i >= len(b) {
+		return 0, p.eof()
+	}
+	if b[i] == ']' {
+		return i + 1, nil
+	}
+	for k := 0; ; k++ {
+		if i >= len(b) {
+			return 0, p.eof()
+		}
+		var end int
+		if k < memoElems && len(m.elems[k]) > 0 && bytes.HasPrefix(b[i:], m.elems[k]) {
+			end = i + len(m.elems[k])
+		} else {
+			var err error
+			if end, err = p.skip(i, 2); err != nil {
+				return 0, err
+			}
+			if c := b[i]; k < memoElems && (c == '{' || c == '[') {
+				m.elems[k] = b[i:end]
+			}
+		}
+		if i = p.ws(end); i >= len(b) {
+			return 0, p.eof()
+		}
+		switch b[i] {
+		case ',':
+			i = p.ws(i + 1)
+		case ']':
+			return i + 1, nil
+		default:
+			return 0, p.bad(i, "after array element")
+		}
+	}
 }
 
 // field returns which of fieldNames the member name raw (its bytes between

@@ -113,6 +113,14 @@ func TestParse_MatchesReference(t *testing.T) {
 		{"deep", `{"serverTime":1,"x":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `,"symbols":[{"symbol":"A","y":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}]}`},
 		{"too deep at top", `{"serverTime":1,"x":` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `,"symbols":[{"symbol":"A"}]}`},
 		{"too deep in symbol", `{"serverTime":1,"symbols":[{"symbol":"A","y":` + strings.Repeat("{\"a\":", maxDepth) + "1" + strings.Repeat("}", maxDepth) + `}]}`},
+		// Values that start as the previous symbol's did (see skipMember).
+		{"repeated values", head + `{"symbol":"A","f":[{"t":1},{"u":[2]}],"o":["X","Y"]},{"symbol":"B","f":[{"t":1},{"u":[2]}],"o":["X","Y"]},{"symbol":"C","f":[{"t":1},{"u":[3]}],"o":["X"]}]}`},
+		{"repeated then cut", head + `{"symbol":"A","f":[{"t":1},{"u":2}]},{"symbol":"B","f":[{"t":1},{"u":2}` + "\x00" + `]}]}`},
+		{"repeated then more", head + `{"symbol":"A","f":[{"t":1}]},{"symbol":"B","f":[{"t":1}]]}]}`},
+		{"repeated element then junk", head + `{"symbol":"A","f":[{"t":1},{"u":2}]},{"symbol":"B","f":[{"t":1}x,{"u":2}]}]}`},
+		{"repeated whole then junk", head + `{"symbol":"A","f":{"t":[1]}},{"symbol":"B","f":{"t":[1]}}x]}`},
+		{"repeated at another member", head + `{"symbol":"A","f":[{"t":1}],"g":[[1]]},{"g":[{"t":1}],"symbol":"B","f":[[1]]}]}`},
+		{"repeated too deep", `{"serverTime":1,"symbols":[{"symbol":"A","y":[` + strings.Repeat("[", maxDepth-2) + strings.Repeat("]", maxDepth-2) + `]},{"symbol":"B","y":[` + strings.Repeat("[", maxDepth-2) + strings.Repeat("]", maxDepth-2) + `,` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `]}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

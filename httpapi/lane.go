@@ -388,6 +388,7 @@ func (lc *laneConn) fill() {
 		r.Method = http.MethodGet
 	}
 	lc.url = url.URL{Path: string(q.path), RawQuery: string(q.query)}
+	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil // what a handler may have parsed
 	r.RequestURI = string(q.target)
 	r.Host = string(q.host)
 	r.Close = q.close
