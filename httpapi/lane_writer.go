@@ -235,7 +235,9 @@ func (w *laneWriter) send(p []byte) {
 		return
 	}
 	if len(p) <= laneSmallBody {
-		w.out = append(w.out, p...)
+		if w.out = append(w.out, p...); len(w.out) > 4*laneSmallBody {
+			w.flush() // many small writes: do not hold the whole answer
+		}
 		return
 	}
 	_, w.err = w.lc.conn.writeBuffers(w.out, p)
