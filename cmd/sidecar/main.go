@@ -337,31 +337,29 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return config{}, &settingError{name("metrics-addr", "SYMCACHE_METRICS_ADDR"), err.Error()}
 	}
 	cfg.metricsAddr = *metricsAt
-	switch *uiOn {
-	case "on":
-		cfg.ui = true
-	case "off":
-	default:
-		return config{}, &settingError{name("ui", "SYMCACHE_UI"), fmt.Sprintf("%q is not on or off", *uiOn)}
+	onOff := func(v, flagName, env string) (bool, error) {
+		switch v {
+		case "on":
+			return true, nil
+		case "off":
+			return false, nil
+		}
+		return false, &settingError{name(flagName, env), fmt.Sprintf("%q is not on or off", v)}
 	}
-	switch *fastLaneOn {
-	case "on":
-		cfg.fastLane = true
-	case "off":
-	default:
-		return config{}, &settingError{name("fast-lane", "SYMCACHE_FAST_LANE"), fmt.Sprintf("%q is not on or off", *fastLaneOn)}
+	if cfg.ui, err = onOff(*uiOn, "ui", "SYMCACHE_UI"); err != nil {
+		return config{}, err
 	}
-	switch *forwardOn {
-	case "on":
-		// Demo mode forwards nothing: there is no Binance to send to, and
-		// the replay knows only exchangeInfo, so a forwarded order would
-		// get a puzzling 404 from it. Off, the sidecar's own 404 says
-		// what it answers (docs/operations.md, Demo mode).
-		cfg.forward = !cfg.demo
-	case "off":
-	default:
-		return config{}, &settingError{name("forward", "SYMCACHE_FORWARD"), fmt.Sprintf("%q is not on or off", *forwardOn)}
+	if cfg.fastLane, err = onOff(*fastLaneOn, "fast-lane", "SYMCACHE_FAST_LANE"); err != nil {
+		return config{}, err
 	}
+	if cfg.forward, err = onOff(*forwardOn, "forward", "SYMCACHE_FORWARD"); err != nil {
+		return config{}, err
+	}
+	// Demo mode forwards nothing: there is no Binance to send to, and the
+	// replay knows only exchangeInfo, so a forwarded order would get a
+	// puzzling 404 from it. Off, the sidecar's own 404 says what it
+	// answers (docs/operations.md, Demo mode).
+	cfg.forward = cfg.forward && !cfg.demo
 	if cfg.adminToken, err = adminToken(getenv); err != nil {
 		return config{}, err
 	}
