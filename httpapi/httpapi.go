@@ -153,7 +153,9 @@ type handler struct {
 	counters requestCounters
 	headers  preparedHeaders
 	deadline writeDeadline
-	notFound string // the message of a 404 for an unknown path; "" is "Not Found"
+	// laneAnswers and laneHandovers count FastLane's work (all its lanes).
+	laneAnswers, laneHandovers prometheus.Counter
+	notFound                   string // the message of a 404 for an unknown path; "" is "Not Found"
 	// forwarded are the forwarded routes (echo's paths, "/api/*"); nil
 	// without forwarding.
 	forwarded map[string]bool
@@ -214,6 +216,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := cfg.Registry.Register(h.deadline.slow); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
+	h.laneAnswers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "symcache_fast_lane_answers_total",
+		Help: "Requests the fast lane answered itself, without net/http's per-request work (SYMCACHE_FAST_LANE); they are in symcache_http_requests_total too.",
+	})
+	h.laneHandovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "symcache_fast_lane_handovers_total",
+		Help: "Connections the fast lane handed to net/http, at their first request it does not answer itself (another route, a body, HTTP/1.0, an unusual head).",
+	})
+	for _, c := range []prometheus.Collector{h.laneAnswers, h.laneHandovers} {
+		if err := cfg.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+		}
 	}
 	if err := cfg.Registry.Register(&cacheCollector{cache: cfg.Cache, l1: cfg.L1, l2: cfg.L2, upstreams: cfg.Upstreams, gate: cfg.Gate}); err != nil {
 		return nil, fmt.Errorf("httpapi: register metrics: %w", err)

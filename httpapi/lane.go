@@ -58,7 +58,9 @@ type FastLane struct {
 }
 
 // Counts returns how many requests the lane has answered itself, and how
-// many connections it has handed to the http.Server.
+// many connections it has handed to the http.Server (the Server's metrics
+// symcache_fast_lane_answers_total and symcache_fast_lane_handovers_total
+// count them for every lane of the Server).
 func (f *FastLane) Counts() (answered, handedOver uint64) {
 	return f.answered.Load(), f.handedOver.Load()
 }
@@ -302,6 +304,7 @@ func (lc *laneConn) serve(ctx context.Context) {
 			select {
 			case f.handoff <- &handoffConn{lazyConn: lc.conn, br: lc.br}:
 				f.handedOver.Add(1)
+				f.s.h.laneHandovers.Inc()
 				state = http.StateHijacked
 			case <-f.done:
 				lc.conn.Close()
@@ -315,6 +318,7 @@ func (lc *laneConn) serve(ctx context.Context) {
 		lc.w.reset(lc.req.head, lc.hr.Close || f.closing.Load())
 		f.s.serve(&lc.w, lc.hr, rt, pp)
 		f.answered.Add(1)
+		f.s.h.laneAnswers.Inc()
 		if !lc.w.finish() {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -253,6 +254,16 @@ func TestFastLane_HandsOverMidConnection(t *testing.T) {
 	}
 	tw.same(t, raw)
 	testutil.WaitFor(t, 5*time.Second, "every connection closed", func() bool { return tw.states.Load() == 0 })
+	answered, handed := tw.laneSrv.Counts()
+	metrics := string(exchange(t, tw.plain, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+	for _, want := range []string{
+		fmt.Sprintf("symcache_fast_lane_answers_total %d\n", answered),
+		fmt.Sprintf("symcache_fast_lane_handovers_total %d\n", handed),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", strings.TrimSpace(want), grep(metrics, "symcache_fast_lane"))
+		}
+	}
 }
 
 // Shutdown closes idle connections, lets one being answered finish with
