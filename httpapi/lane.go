@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -245,9 +246,15 @@ type laneConn struct {
 
 	readArmed time.Time // the read deadline in force; zero: none
 	req       laneRequest
-	hr        *http.Request
-	url       url.URL
-	w         laneWriter
+	// The request being answered, as strings: its target (path, query),
+	// route and Host; and the header values kept for the next requests.
+	target, path, query, host string
+	rt                        route
+	pp                        pathParams
+	values                    map[string][]string
+	hr                        *http.Request
+	url                       url.URL
+	w                         laneWriter
 }
 
 func newLaneConn(f *FastLane, c net.Conn) *laneConn {
@@ -312,11 +319,10 @@ func (lc *laneConn) serve(ctx context.Context) {
 			}
 			return
 		}
-		rt, pp, _ := f.s.route(string(lc.req.path))
 		lc.fill()
 		lc.br.Discard(n)
 		lc.w.reset(lc.req.head, lc.hr.Close || f.closing.Load())
-		f.s.serve(&lc.w, lc.hr, rt, pp)
+		f.s.serve(&lc.w, lc.hr, lc.rt, lc.pp)
 		f.answered.Add(1)
 		f.s.h.laneAnswers.Inc()
 		if !lc.w.finish() {
@@ -335,9 +341,13 @@ func (lc *laneConn) readHead() (n int, ok bool) {
 		buf, _ := lc.br.Peek(lc.br.Buffered())
 		n, more := parseLaneRequest(buf, &lc.req)
 		if n > 0 {
-			if _, _, ok := lc.lane.s.route(string(lc.req.path)); !ok {
+			lc.target = reuse(lc.target, lc.req.target)
+			path, query, _ := strings.Cut(lc.target, "?")
+			var ok bool
+			if lc.rt, lc.pp, ok = lc.lane.s.route(path); !ok {
 				return 0, true
 			}
+			lc.path, lc.query = path, query
 			return n, true
 		}
 		if !more || len(buf) == laneBuffer {
@@ -391,16 +401,34 @@ func (lc *laneConn) fill() {
 	} else {
 		r.Method = http.MethodGet
 	}
-	lc.url = url.URL{Path: string(q.path), RawQuery: string(q.query)}
+	lc.url = url.URL{Path: lc.path, RawQuery: lc.query}
 	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil // what a handler may have parsed
-	r.RequestURI = string(q.target)
-	r.Host = string(q.host)
+	r.RequestURI = lc.target
+	lc.host = reuse(lc.host, q.host)
+	r.Host = lc.host
 	r.Close = q.close
 	h := r.Header
 	clear(h)
 	for _, kv := range q.headers {
 		k := canonicalLaneKey(kv[0])
-		h[k] = append(h[k], string(kv[1]))
+		if vs, ok := h[k]; ok {
+			h[k] = append(vs, string(kv[1]))
+			continue
+		}
+		// A client sends the same headers on every request of a
+		// connection: their one-value slices are kept and given again.
+		if vs, ok := lc.values[k]; ok && vs[0] == string(kv[1]) {
+			h[k] = vs
+			continue
+		}
+		vs := []string{string(kv[1])}
+		if lc.values == nil {
+			lc.values = make(map[string][]string)
+		}
+		if _, ok := lc.values[k]; ok || len(lc.values) < laneKeptValues {
+			lc.values[k] = vs
+		}
+		h[k] = vs
 	}
 	// net/http's fixPragmaCacheControl.
 	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
@@ -408,6 +436,18 @@ func (lc *laneConn) fill() {
 			h["Cache-Control"] = []string{"no-cache"}
 		}
 	}
+}
+
+// laneKeptValues bounds the header values a connection keeps for reuse.
+const laneKeptValues = 32
+
+// reuse returns old if it holds b's bytes, else b as a new string: a
+// connection's requests repeat their target and Host.
+func reuse(old string, b []byte) string {
+	if old == string(b) {
+		return old
+	}
+	return string(b)
 }
 
 // laneKeys are header names clients send often, by their lower case: the

@@ -239,6 +239,12 @@ func TestFastLane_SameAsNetHTTP(t *testing.T) {
 	}
 	// Many answers on one connection, the large ones among them.
 	tw.same(t, strings.Repeat(heads[0]+heads[2]+heads[18]+heads[20], 4))
+	// One connection's requests with the same headers, then other values,
+	// then fewer headers: each request sees its own.
+	symInm := func(tag string) string {
+		return "GET /v1/symbols/spot/BTCUSDT HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + tag + "\r\n\r\n"
+	}
+	tw.same(t, symInm(sym)+symInm(sym)+symInm(`"other"`)+symInm(sym)+heads[18]+symInm(sym)+strings.Replace(heads[18], "Host: x", "Host: y", 1))
 }
 
 // A connection the lane has answered and then hands over goes on with
