@@ -340,6 +340,9 @@ func (lc *laneConn) readHead() (n int, ok bool) {
 	for {
 		buf, _ := lc.br.Peek(lc.br.Buffered())
 		n, more := parseLaneRequest(buf, &lc.req)
+		if max := lc.lane.srv.MaxHeaderBytes; n > 0 && max > 0 && n > max {
+			return 0, true // net/http's limit, however small, is net/http's to apply
+		}
 		if n > 0 {
 			lc.target = reuse(lc.target, lc.req.target)
 			path, query, _ := strings.Cut(lc.target, "?")

@@ -390,3 +390,15 @@ func TestHalfClosedClient_NoEmpty200(t *testing.T) {
 		w.clock.Advance(time.Hour) // the next client needs Binance again
 	}
 }
+
+// A head longer than the server's MaxHeaderBytes goes to net/http, which
+// applies its own limit.
+func TestFastLane_MaxHeaderBytes(t *testing.T) {
+	tw := newLaneTwins(t, func(srv *http.Server) { srv.MaxHeaderBytes = 200 })
+	long := "GET /v1/symbols/spot/BTCUSDT HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 300) + "\r\n\r\n"
+	_, h0 := tw.laneSrv.Counts()
+	tw.same(t, long)
+	if _, h1 := tw.laneSrv.Counts(); h1-h0 != 1 {
+		t.Errorf("a %d-byte head with MaxHeaderBytes 200: %d connections handed to net/http, want 1", len(long), h1-h0)
+	}
+}
