@@ -306,17 +306,7 @@ func (lc *laneConn) serve(ctx context.Context) {
 			return
 		}
 		if n == 0 {
-			// Reported before net/http reports the connection as new.
-			f.setState(lc.conn, http.StateHijacked)
-			select {
-			case f.handoff <- &handoffConn{lazyConn: lc.conn, br: lc.br}:
-				f.handedOver.Add(1)
-				f.s.h.laneHandovers.Inc()
-				state = http.StateHijacked
-			case <-f.done:
-				lc.conn.Close()
-				state = -1 // reported: hijacked
-			}
+			state = lc.handOver()
 			return
 		}
 		lc.fill()
@@ -329,6 +319,23 @@ func (lc *laneConn) serve(ctx context.Context) {
 			return
 		}
 		f.setState(lc.conn, http.StateIdle)
+	}
+}
+
+// handOver gives the connection, with what lc read of it, to the
+// http.Server, and returns the state for untrack: StateHijacked is
+// reported here, before net/http reports the connection as new.
+func (lc *laneConn) handOver() http.ConnState {
+	f := lc.lane
+	f.setState(lc.conn, http.StateHijacked)
+	select {
+	case f.handoff <- &handoffConn{lazyConn: lc.conn, br: lc.br}:
+		f.handedOver.Add(1)
+		f.s.h.laneHandovers.Inc()
+		return http.StateHijacked
+	case <-f.done:
+		lc.conn.Close()
+		return -1 // reported already
 	}
 }
 

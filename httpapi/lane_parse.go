@@ -12,8 +12,6 @@ import (
 type laneRequest struct {
 	head    bool   // HEAD, else GET
 	target  []byte // as sent: path and query
-	path    []byte
-	query   []byte // after '?'; nil: none
 	host    []byte
 	close   bool        // Connection: close
 	headers [][2][]byte // name, value (trimmed), Host left out
@@ -48,8 +46,7 @@ func parseLaneRequest(buf []byte, req *laneRequest) (n int, more bool) {
 		return 0, false
 	}
 	req.target = target
-	req.path, req.query, _ = bytes.Cut(target, []byte("?"))
-	if req.query != nil && len(req.query) == 0 {
+	if _, query, ok := bytes.Cut(target, []byte("?")); ok && len(query) == 0 {
 		return 0, false // "path?": url.URL's ForceQuery
 	}
 	hosts := 0
