@@ -92,7 +92,7 @@ func (p *snapshotHeaders) derived(r *http.Request, mk func() ([]byte, error)) (p
 	if err != nil {
 		return payload{}, err
 	}
-	a := &payload{etag: []string{derivedETag(p.snap, r)}, body: b, length: []string{strconv.Itoa(len(b))}}
+	a := &payload{etag: []string{uriETag(p.snap, k)}, body: b, length: []string{strconv.Itoa(len(b))}}
 	if cost := len(k) + len(b) + derivedOverhead; len(b) <= maxDerivedSize && len(k) <= maxDerivedKey {
 		p.answers.mu.Lock()
 		if p.answers.m == nil {

@@ -438,10 +438,16 @@ func (h *handler) refused(w http.ResponseWriter, res symcache.Result, err error)
 // It is exchangeinfo.ETag of the snapshot's ETag, a NUL and the request URI
 // (path and query as sent), made on the stack: one allocation, the tag.
 func derivedETag(s *exchangeinfo.Snapshot, r *http.Request) string {
+	var buf [256]byte
+	return uriETag(s, appendURI(buf[:0], r.URL))
+}
+
+// uriETag is derivedETag of the request URI uri (see appendURI).
+func uriETag(s *exchangeinfo.Snapshot, uri []byte) string {
 	var buf [512]byte
 	b := append(buf[:0], s.ETag()...)
 	b = append(b, 0)
-	b = appendURI(b, r.URL)
+	b = append(b, uri...)
 	return exchangeinfo.ETag(b) // b escapes only when longer than buf
 }
 

@@ -42,6 +42,7 @@ type laneWriter struct {
 	chunking   bool   // the body is sent chunked
 	held       []byte // body bytes held while no Content-Length is known
 	hasDate    bool   // the handler set Date
+	sayClose   bool   // the header block ends with Connection: close
 	sniff      bool   // a Content-Type is to be sniffed from the body
 	keys       []string
 	err        error // the first write error: nothing more is sent
@@ -58,7 +59,7 @@ func (w *laneWriter) reset(head, closeAfter bool) {
 	w.head, w.closeAfter = head, closeAfter
 	w.wroteHeader, w.status, w.cl, w.written = false, 0, -1, 0
 	w.out, w.sent, w.chunking, w.held = w.out[:0], false, false, w.held[:0]
-	w.hasDate, w.sniff, w.err = false, false, nil
+	w.hasDate, w.sniff, w.sayClose, w.err = false, false, false, nil
 }
 
 // Header returns the answer's header map.
@@ -103,7 +104,10 @@ func (w *laneWriter) WriteHeader(code int) {
 	case !bodyAllowed(code):
 		exclude = excludedNoBody
 	}
-	if w.closeAfter && !hasToken(w.hdr.Get("Connection"), "close") {
+	// The handler's own Connection goes when the lane closes the
+	// connection and it does not say so: then the lane says it.
+	w.sayClose = w.closeAfter && !hasToken(w.hdr.Get("Connection"), "close")
+	if w.sayClose {
 		exclude |= excludeConnection
 	}
 	w.out = appendStatusLine(w.out, code)
@@ -215,7 +219,7 @@ func (w *laneWriter) finishHeader(p []byte, done bool) {
 		w.out = append(w.out, http.DetectContentType(p)...)
 		w.out = append(w.out, "\r\n"...)
 	}
-	if w.closeAfter && !hasToken(w.hdr.Get("Connection"), "close") {
+	if w.sayClose {
 		w.out = append(w.out, "Connection: close\r\n"...)
 	}
 	if w.chunking {
